@@ -1,0 +1,52 @@
+"""The `specloop` command. Sub-commands live in sibling modules, one per subject."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from specloop import __version__
+from specloop.cli import workspace
+from specloop.errors import SpecloopError
+
+app = typer.Typer(
+    name="specloop",
+    help="Spec-driven multi-agent loops for ML engineering (DEFT loop for AOI change classifiers).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(workspace.app, name="workspace")
+
+err_console = Console(stderr=True)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        typer.echo(f"specloop {__version__}")
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    """Entry point: user errors become one sentence and their exit code, never a traceback."""
+    try:
+        app()
+    except SpecloopError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug, not bad input: say so briefly, full trace on request
+        if os.environ.get("SPECLOOP_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} "
+            "(set SPECLOOP_DEBUG=1 for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Deterministic tools grouped by subject. Skills never import agents or graph modules."""

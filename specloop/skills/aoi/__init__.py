@@ -1,0 +1,1 @@
+"""The AOI workspace data contract (TAO Visual ChangeNet classify compatible)."""
