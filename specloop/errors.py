@@ -24,3 +24,15 @@ class ContractError(SpecloopError):
 
 class SpecError(SpecloopError):
     """An experiment spec cannot be loaded or validated."""
+
+
+class HardStop(SpecloopError):
+    """A loop check failed in a way retrying cannot fix (leakage, silent drop, mutated pool …).
+
+    `check` names the failed check; the run records it in its state and stops with exit code 2.
+    """
+
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(f"hard stop [{check}]: {reason}")
+        self.check = check
+        self.reason = reason

@@ -1,0 +1,1 @@
+"""Environment, deployment and monitoring tools."""
