@@ -1,0 +1,78 @@
+"""One sample's pictures: the golden of a position, a test crop, a pre-generated pair — as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from specloop.skills.aoi.synth.boards import LIGHTS, board
+from specloop.skills.aoi.synth.components import Placement, build_scene
+from specloop.skills.aoi.synth.defects import sample_defect
+from specloop.skills.aoi.synth.nuisance import (
+    GOLDEN_POSE,
+    apply_photometric,
+    clean_photometric,
+    golden_photometric,
+    sample_photometric,
+    sample_pose,
+)
+from specloop.skills.aoi.synth.plan import PASS
+from specloop.skills.aoi.synth.render import colour, rasterize, texture
+
+Pictures = dict[str, bytes]  # light -> PNG bytes
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """Encode with fixed parameters so the same pixels always give the same bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def golden(board_name: str, p: Placement, texture_key: int, rng: np.random.Generator) -> Pictures:
+    b = board(board_name)
+    coverage = rasterize(build_scene(p), p, GOLDEN_POSE)
+    tex = texture(b, texture_key, GOLDEN_POSE.cam)
+    ph = golden_photometric(b)
+    return {
+        light: png_bytes(apply_photometric(colour(coverage, b, light, "real", tex), ph, light, rng))
+        for light in LIGHTS
+    }
+
+
+def production_crop(
+    board_name: str, p: Placement, label: str, texture_key: int, rng: np.random.Generator
+) -> Pictures:
+    """A production capture: nuisance always, the defect when `label` is not PASS."""
+    b = board(board_name)
+    pose = sample_pose(b, rng)
+    ph = sample_photometric(b, rng)
+    defect = None if label == PASS else sample_defect(p.kind, label, rng)
+    coverage = rasterize(build_scene(p, defect), p, pose, defect)
+    tex = texture(b, texture_key, pose.cam)
+    return {
+        light: png_bytes(apply_photometric(colour(coverage, b, light, "real", tex), ph, light, rng))
+        for light in LIGHTS
+    }
+
+
+def synthetic_pair(
+    board_name: str, p: Placement, label: str, rng: np.random.Generator
+) -> tuple[Pictures, Pictures]:
+    """(OK original, NG reconstruction) in the pool's clean style: aligned, untextured, noiseless."""
+    b = board(board_name)
+    defect = sample_defect(p.kind, label, rng)
+    ph = clean_photometric()
+    ok_cov = rasterize(build_scene(p), p, GOLDEN_POSE)
+    ng_cov = rasterize(build_scene(p, defect), p, GOLDEN_POSE, defect)
+    ok = {
+        light: png_bytes(apply_photometric(colour(ok_cov, b, light, "synthetic", None), ph, light, rng))
+        for light in LIGHTS
+    }
+    ng = {
+        light: png_bytes(apply_photometric(colour(ng_cov, b, light, "synthetic", None), ph, light, rng))
+        for light in LIGHTS
+    }
+    return ok, ng
