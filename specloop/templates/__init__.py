@@ -1,0 +1,1 @@
+"""Templates shipped as package data (the report HTML, target-project files)."""
