@@ -1,0 +1,97 @@
+"""Coder: derives each training stage's spec from the workspace spec and trains ChangeNet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from specloop.agents.base import Agent
+from specloop.agents.context import RunContext
+from specloop.skills import changenet
+from specloop.skills.aoi.spec import ExperimentSpec, load_spec
+
+SPEC_NAME = "spec.yaml"
+
+
+def stage_spec(ctx: RunContext, iter_label: str, stage: str, *, must_exist: bool = True) -> ExperimentSpec:
+    path = ctx.iter_dir(iter_label) / stage / SPEC_NAME
+    if not path.is_file() and not must_exist:
+        return load_spec(ctx.workspace.spec)
+    return load_spec(path)
+
+
+def write_stage_spec(ctx: RunContext, iter_label: str, overrides: dict[str, Any]) -> Path:
+    """The workspace spec with this stage's data paths and starts, saved under `{iter}/train/`.
+
+    Paths are absolute so the file runs as is with `specloop changenet train -e`.
+    """
+    conf = OmegaConf.load(ctx.workspace.spec)
+    for key, value in overrides.items():
+        OmegaConf.update(conf, key, value, force_add=True)
+    path = ctx.iter_dir(iter_label) / "train" / SPEC_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(conf, path)
+    return path
+
+
+class Coder(Agent):
+    role = "coder"
+
+    def train(self, iter_label: str) -> tuple[str, dict[str, Any]]:
+        ctx = self.ctx
+        ws = ctx.workspace
+        state = ctx.state()
+        cfg = state["config"]
+        out_dir = ctx.iter_dir(iter_label) / "train"
+        val = ws.split("validation")
+        kpi = ws.split("kpi")
+        overrides: dict[str, Any] = {
+            "results_dir": str(ctx.run_dir),
+            "train.results_dir": str(out_dir),
+            "dataset.classify.validation_dataset.csv_path": str(val.csv),
+            "dataset.classify.validation_dataset.images_dir": str(val.images_dir),
+            "dataset.classify.test_dataset.csv_path": str(kpi.csv),
+            "dataset.classify.test_dataset.images_dir": str(kpi.images_dir),
+            "train.resume_training_checkpoint_path": None,
+        }
+        if iter_label == "baseline":
+            train = ws.split("training")
+            overrides |= {
+                "dataset.classify.train_dataset.csv_path": str(train.csv),
+                "dataset.classify.train_dataset.images_dir": str(train.images_dir),
+                "train.num_epochs": cfg["baseline_epochs"],
+            }
+        else:
+            overrides |= {
+                "dataset.classify.train_dataset.csv_path": str(
+                    ctx.iter_dir(iter_label) / "dataset" / f"train_combined_{iter_label}.csv"
+                ),
+                "dataset.classify.train_dataset.images_dir": str(ws.root),
+                "train.num_epochs": cfg["finetune_epochs"],
+                "train.pretrained_model_path": str(ctx.run_dir / state["best"]["checkpoint"]),
+                "train.optim.lr": cfg["finetune_lr"],
+            }
+        latest = out_dir / "latest.pth"
+        if latest.is_file():
+            # A kill during this stage left epoch checkpoints: continue instead of starting over.
+            overrides["train.resume_training_checkpoint_path"] = str(latest)
+            self.record("resume", "train", iter_label, checkpoint=str(latest))
+        spec_path = write_stage_spec(ctx, iter_label, overrides)
+        spec = load_spec(spec_path)
+        result = self.tool(
+            "changenet.train",
+            "train",
+            iter_label,
+            changenet.train,
+            spec=spec,
+            root=ws.root,
+            out_dir=out_dir,
+            progress=ctx.progress,
+        )
+        summary = (
+            f"{result.epochs_run} epoch(s) on {spec.model.backbone.type} in {result.seconds:.0f}s "
+            f"({result.pairs_per_sec:.0f} pairs/s, {result.device})"
+        )
+        return summary, {"train_seconds": result.seconds, "pairs_per_sec": result.pairs_per_sec}

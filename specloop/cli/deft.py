@@ -1,0 +1,209 @@
+"""`specloop deft run|resume|status|demo`: the DEFT loop from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.prompt import Prompt
+
+from specloop.errors import SpecloopError
+from specloop.graph.run import Outcome, create_run, drive, stdin_is_interactive
+from specloop.ledger import loop_log
+from specloop.ledger import state as ledger_state
+
+app = typer.Typer(
+    help="Run the DEFT loop: improve a ChangeNet until the FAR@100%-recall KPI is met.", no_args_is_help=True
+)
+console = Console(stderr=True)
+DEMO_DIR = Path("demo_workspace")
+
+
+def _far_target(text: str | None) -> float | None:
+    """'1%', '0.5%', '0.01' or 'FAR < 1%' → a fraction."""
+    if text is None:
+        return None
+    raw = text.replace("FAR", "").replace("<", "").strip()
+    try:
+        value = float(raw.rstrip("%")) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise SpecloopError(f"--kpi-target {text!r} is not a rate; write it like '1%' or '0.01'.") from None
+    if not 0 < value < 1:
+        raise SpecloopError(f"--kpi-target {text!r} must be between 0% and 100%.")
+    return value
+
+
+def _approver(summary: str) -> bool:
+    console.print(Markdown(summary))
+    answer = Prompt.ask("Approve this DEFT run? Type [bold]go[/] or [bold]yes[/] to start", console=console)
+    return answer.strip().lower() in ("go", "yes", "y")
+
+
+def _finish(outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(outcome.to_dict(), indent=2))
+    style = {0: "green", 3: "yellow", 4: "cyan"}.get(outcome.exit_code, "red")
+    console.print(f"[{style}]{outcome.message}[/]", highlight=False, soft_wrap=True)
+    report = outcome.run_dir / "DEFT_Loop_Report.html"
+    if report.is_file():
+        console.print(f"report: {report}", highlight=False)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _run(
+    workspace: Path,
+    *,
+    max_iterations: int | None,
+    kpi_target: str | None,
+    epochs: int | None,
+    embedder: str | None,
+    yes: bool,
+    as_json: bool,
+    progress: bool,
+    checkpointer: str | None,
+) -> None:
+    options: dict[str, Any] = {
+        "max_iterations": max_iterations,
+        "far_target": _far_target(kpi_target),
+        "epochs": epochs,
+        "embedder": embedder,
+        "progress": progress,
+        "checkpointer": checkpointer,
+    }
+    if max_iterations is not None and max_iterations < 1:
+        raise SpecloopError("--max-iterations must be at least 1.")
+    run_dir = create_run(workspace, options)
+    console.print(f"run directory: {run_dir}", highlight=False)
+    approver = _approver if (not yes and stdin_is_interactive()) else None
+    _finish(drive(run_dir, yes=yes, approver=approver, checkpointer_url=checkpointer), as_json)
+
+
+_WS = typer.Option(..., "--workspace", "-w", help="The DEFT workspace folder.")
+_MAXIT = typer.Option(None, "--max-iterations", help="Iterations after the baseline (default 3).")
+_KPI = typer.Option(None, "--kpi-target", help="FAR@100%-recall target, e.g. '1%' (default 1%).")
+_EPOCHS = typer.Option(None, "--epochs", help="Baseline epochs (default: the spec's num_epochs).")
+_EMB = typer.Option(
+    None, "--embedder", help="siglip (default), timm:<name>[@weights], changenet:<ckpt>, pixels."
+)
+_YES = typer.Option(
+    False, "--yes", "-y", help="Approve at the gate without asking (recorded as approved by flag)."
+)
+_JSON = typer.Option(False, "--json", help="Print a machine-readable summary on stdout (logs go to stderr).")
+_PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+_CKPT = typer.Option(None, "--checkpointer", help="A postgresql:// URL; default SQLite in the run directory.")
+
+
+@app.command()
+def run(
+    workspace: Path = _WS,
+    max_iterations: int | None = _MAXIT,
+    kpi_target: str | None = _KPI,
+    epochs: int | None = _EPOCHS,
+    embedder: str | None = _EMB,
+    yes: bool = _YES,
+    as_json: bool = _JSON,
+    progress: bool = _PROGRESS,
+    checkpointer: str | None = _CKPT,
+) -> None:
+    """Start a DEFT run on a workspace (pre-flight, one approval, baseline, iterations, report)."""
+    _run(
+        workspace,
+        max_iterations=max_iterations,
+        kpi_target=kpi_target,
+        epochs=epochs,
+        embedder=embedder,
+        yes=yes,
+        as_json=as_json,
+        progress=progress,
+        checkpointer=checkpointer,
+    )
+
+
+@app.command()
+def demo(
+    directory: Path = typer.Option(
+        DEMO_DIR, "--dir", help="Where the demo workspace lives (created if missing)."
+    ),
+    max_iterations: int | None = _MAXIT,
+    kpi_target: str | None = _KPI,
+    yes: bool = _YES,
+    as_json: bool = _JSON,
+    progress: bool = _PROGRESS,
+) -> None:
+    """Synthesize the small demo workspace if needed, then run the DEFT loop on it."""
+    from specloop.skills.aoi.synth import synthesize_workspace
+
+    if not (directory / "specs" / "baseline_spec.yaml").is_file():
+        console.print(f"synthesizing the small demo workspace in {directory} …", highlight=False)
+        synthesize_workspace(directory, size="small", seed=0, progress=progress)
+    _run(
+        directory,
+        max_iterations=max_iterations,
+        kpi_target=kpi_target,
+        epochs=None,
+        embedder=None,
+        yes=yes,
+        as_json=as_json,
+        progress=progress,
+        checkpointer=None,
+    )
+
+
+def _existing_run(run_dir: Path) -> dict[str, Any]:
+    if not ledger_state.state_path(run_dir).is_file():
+        raise SpecloopError(f"{run_dir}: not a DEFT run directory (no deft_state.json).")
+    return ledger_state.load(run_dir)
+
+
+@app.command()
+def resume(
+    run_dir: Path = typer.Argument(..., help="The run directory (results/run_<timestamp>)."),
+    yes: bool = _YES,
+    as_json: bool = _JSON,
+) -> None:
+    """Continue a run after a stop at the gate or a kill, without repeating finished stages."""
+    st = _existing_run(run_dir)
+    approver = _approver if (not yes and stdin_is_interactive()) else None
+    url = st["config"]["options"].get("checkpointer")
+    _finish(drive(run_dir, yes=yes, approver=approver, checkpointer_url=url), as_json)
+
+
+@app.command()
+def status(
+    run_dir: Path = typer.Argument(..., help="The run directory."),
+    lines: int = typer.Option(5, "--lines", "-n", help="How many log lines to show."),
+    as_json: bool = _JSON,
+) -> None:
+    """Show where a run stands and its last log lines."""
+    st = _existing_run(run_dir)
+    entries = loop_log.read_entries(run_dir / "loop_log.jsonl")
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "status": st["status"],
+                    "stop": st.get("stop"),
+                    "best": st.get("best"),
+                    "current_iteration": st["current_iteration"],
+                    "log": entries[-lines:],
+                },
+                indent=2,
+            )
+        )
+        return
+    out = Console()
+    out.print(
+        f"[bold]{run_dir.name}[/] status {st['status']}, iteration {st['current_iteration']}/"
+        f"{st['max_iterations']}, target {st['kpi_target'] or 'not set yet'}"
+    )
+    for e in entries[-lines:]:
+        out.print(
+            f"  #{e['seq']:>3} {e['iter']:<8} {e['stage']:<13} {e['status']:<5} {e['summary']}",
+            highlight=False,
+        )
+    if st.get("stop"):
+        out.print(f"stopped: {st['stop']}", highlight=False)

@@ -1,0 +1,1 @@
+"""LangGraph wiring only: state types, the DEFT graph, the approval gate, checkpointer selection."""

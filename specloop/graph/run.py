@@ -1,0 +1,173 @@
+"""Driving the DEFT graph: start a run, stop at the gate, approve, resume after a kill."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from langgraph.types import Command
+
+from specloop.errors import SpecloopError
+from specloop.graph.checkpointer import open_checkpointer
+from specloop.graph.deft import build_deft_graph
+from specloop.ledger import state as ledger_state
+from specloop.skills.aoi.check import check_workspace
+from specloop.skills.aoi.layout import Workspace
+
+EXIT_KPI_MET = 0
+EXIT_UNEXPECTED = 1
+EXIT_HARD_STOP = 2
+EXIT_NOT_MET = 3
+EXIT_AWAITING = 4
+
+# Asked at the gate when a person is at the terminal; returns True to approve.
+Approver = Callable[[str], bool]
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    exit_code: int
+    status: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        st = ledger_state.load(self.run_dir) if ledger_state.state_path(self.run_dir).is_file() else {}
+        best = st.get("best") or {}
+        return {
+            "run_dir": str(self.run_dir),
+            "exit_code": self.exit_code,
+            "status": self.status,
+            "message": self.message,
+            "kpi_target": st.get("kpi_target"),
+            "stop": st.get("stop"),
+            "best": best,
+            "trajectory": {
+                label: {"kpi_far": it.get("kpi_far"), "holdout_far": it.get("holdout_far")}
+                for label, it in st.get("iterations", {}).items()
+                if "kpi_far" in it
+            },
+        }
+
+
+def _thread(run_dir: Path) -> dict[str, Any]:
+    return {"configurable": {"thread_id": run_dir.name}}
+
+
+def create_run(workspace: Path, options: dict[str, Any]) -> Path:
+    """Check the workspace, then create `results/run_<ts>/` with its initial state (nothing else)."""
+    report = check_workspace(workspace)
+    if not report.ok:
+        errors = [p.sentence() for p in report.problems if p.severity == "error"]
+        more = (
+            f" ({len(errors) - 5} more: run `specloop workspace check {workspace}`)"
+            if len(errors) > 5
+            else ""
+        )
+        raise SpecloopError("the workspace breaks the data contract: " + " ".join(errors[:5]) + more)
+    ws = Workspace(workspace)
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+    run_dir = ws.results / f"run_{stamp}"
+    suffix = 1
+    while run_dir.exists():
+        run_dir = ws.results / f"run_{stamp}_{suffix}"
+        suffix += 1
+    run_dir.mkdir(parents=True)
+    ledger_state.save(
+        run_dir,
+        ledger_state.new_state(
+            run_dir=run_dir,
+            workspace=workspace.resolve(),
+            kpi_target="",
+            max_iterations=0,
+            config={"options": options},
+        ),
+    )
+    return run_dir
+
+
+def drive(
+    run_dir: Path,
+    *,
+    yes: bool,
+    approver: Approver | None,
+    checkpointer_url: str | None = None,
+) -> Outcome:
+    """Run or continue the graph thread of `run_dir` until it ends or waits at the gate."""
+    st = ledger_state.load(run_dir)
+    options = st["config"]["options"]
+    with open_checkpointer(run_dir, checkpointer_url) as saver:
+        graph = build_deft_graph(saver)
+        config = _thread(run_dir)
+        snapshot = graph.get_state(config)
+        if not snapshot.values:
+            first: Any = {
+                "run_dir": str(run_dir),
+                "workspace": st["workspace"],
+                "options": options,
+                "iteration": 0,
+            }
+        elif snapshot.interrupts:
+            first = None  # handled below as a gate answer
+        elif not snapshot.next:
+            return _outcome(run_dir)
+        else:
+            first = None
+        if first is not None or not snapshot.interrupts:
+            graph.invoke(first, config, durability="sync")
+        while (snapshot := graph.get_state(config)).interrupts:
+            payload = snapshot.interrupts[0].value
+            if yes:
+                answer = {"approved": True, "by": "--yes flag"}
+            elif approver is not None:
+                if not approver(payload["summary"]):
+                    return _awaiting(run_dir)
+                answer = {"approved": True, "by": "person at the prompt"}
+            else:
+                return _awaiting(run_dir)
+            graph.invoke(Command(resume=answer), config, durability="sync")
+    return _outcome(run_dir)
+
+
+def _awaiting(run_dir: Path) -> Outcome:
+    cmd = f"specloop deft resume {run_dir} --yes"
+    return Outcome(
+        run_dir,
+        EXIT_AWAITING,
+        "awaiting_approval",
+        f"the run is waiting for approval at the gate; read {run_dir / 'preflight_summary.md'} and approve with: {cmd}",
+    )
+
+
+def _outcome(run_dir: Path) -> Outcome:
+    st = ledger_state.load(run_dir)
+    stop = st.get("stop") or {}
+    reason = stop.get("reason")
+    best = st.get("best") or {}
+    far = best.get("kpi_far")
+    far_text = f"{far:.2%}" if far is not None else "n/a"
+    if reason == "kpi_met":
+        return Outcome(
+            run_dir, EXIT_KPI_MET, "kpi_met", f"KPI met: best FAR@100%R {far_text} ({st['kpi_target']})"
+        )
+    if reason == "hard_stop":
+        return Outcome(
+            run_dir,
+            EXIT_HARD_STOP,
+            "hard_stop",
+            f"hard stop at {stop.get('iter')} · {stop.get('stage')} [{stop.get('check')}]: {stop.get('detail')}",
+        )
+    return Outcome(
+        run_dir,
+        EXIT_NOT_MET,
+        "finished",
+        f"finished without meeting the KPI ({reason}); best FAR@100%R {far_text} vs {st['kpi_target']}",
+    )
+
+
+def stdin_is_interactive() -> bool:
+    return sys.stdin.isatty()

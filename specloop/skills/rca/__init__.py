@@ -1,0 +1,1 @@
+"""Root-cause analysis of KPI gaps and routing of weak samples."""

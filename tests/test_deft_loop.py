@@ -1,0 +1,219 @@
+"""The DEFT loop end to end on the tiny workspace: headless run, the gate, hard stops, kill + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from specloop.ledger import loop_log
+from specloop.ledger.transcript import read_entries, verify_chain
+
+FAST = ["--epochs", "2", "--max-iterations", "1", "--no-progress"]
+
+
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "specloop", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def ws(tiny_workspace: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    shutil.copytree(tiny_workspace, root)
+    return root
+
+
+def _run_dir(ws: Path) -> Path:
+    (run,) = sorted((ws / "results").glob("run_*"))
+    return run
+
+
+def _assert_log_sound(run: Path) -> list[dict]:
+    entries = loop_log.read_entries(run / "loop_log.jsonl")
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    twice = [k for k, n in Counter((e["iter"], e["stage"]) for e in entries).items() if n > 1]
+    assert twice == [], f"stages logged twice: {twice}"
+    assert verify_chain(read_entries(run / "transcript.jsonl")) == []
+    return entries
+
+
+@pytest.fixture(scope="module")
+def finished_run(
+    tiny_workspace: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    root = tmp_path_factory.mktemp("deft") / "ws"
+    shutil.copytree(tiny_workspace, root)
+    proc = _cli("deft", "run", "--workspace", str(root), "--yes", "--json", *FAST)
+    return _run_dir(root), proc
+
+
+def test_headless_run_completes_with_full_record(
+    finished_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    run, proc = finished_run
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["exit_code"] == proc.returncode and summary["best"]["checkpoint"]
+    entries = _assert_log_sound(run)
+    stages = [(e["iter"], e["stage"]) for e in entries]
+    assert stages[:7] == [
+        ("baseline", "preflight"),
+        ("baseline", "approval_gate"),
+        ("baseline", "train"),
+        ("baseline", "inference"),
+        ("baseline", "evaluate"),
+        ("baseline", "report"),
+        ("baseline", "rca"),
+    ]
+    if summary["stop"]["reason"] != "kpi_met":
+        for stage in (
+            "routing",
+            "anomalygen",
+            "data_mining",
+            "assemble",
+            "validate",
+            "train",
+            "evaluate",
+            "rca",
+        ):
+            assert ("iter1", stage) in stages
+    assert stages[-1] == ("final", "loop_stop")
+    for name in (
+        "deft_state.json",
+        "preflight_summary.md",
+        "best_model.json",
+        "best_model_inference_spec.yaml",
+        "DEFT_Loop_Report.html",
+        "checkpoints.sqlite",
+        "synth_pool/manifest.json",
+        "baseline/evaluate/selection.json",
+        "baseline/rca_results/kpi_gaps.parquet",
+    ):
+        assert (run / name).exists(), name
+    state = json.loads((run / "deft_state.json").read_text())
+    assert state["approval"]["by"] == "--yes flag"
+    assert state["status"] == "complete"
+    best = json.loads((run / "best_model.json").read_text())
+    assert (run / best["checkpoint"]).is_file()
+
+
+def test_best_model_inference_spec_runs(
+    finished_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    run, _ = finished_run
+    spec = run / "best_model_inference_spec.yaml"
+    proc = _cli("changenet", "infer", "-e", str(spec), f"inference.results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = pd.read_csv(next(tmp_path.rglob("inference.csv")))
+    assert "siamese_score" in out.columns and len(out) > 0
+
+
+def test_without_yes_and_without_a_terminal_waits_with_exit_4(ws: Path) -> None:
+    proc = _cli("deft", "run", "--workspace", str(ws), *FAST)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    run = _run_dir(ws)
+    assert f"specloop deft resume {run} --yes" in proc.stderr.replace("\n", "")
+    # nothing with side effects before approval
+    assert not (run / "baseline").exists()
+    assert not list(run.glob("iter*"))
+    stages = [e["stage"] for e in loop_log.read_entries(run / "loop_log.jsonl")]
+    assert stages == ["preflight"]
+    state = json.loads((run / "deft_state.json").read_text())
+    assert state["approval"] is None and state["status"] == "pending"
+
+
+def test_mutated_synthetic_pool_is_a_hard_stop(ws: Path) -> None:
+    proc = _cli(
+        "deft",
+        "run",
+        "--workspace",
+        str(ws),
+        "--max-iterations",
+        "1",
+        "--epochs",
+        "1",
+        "--kpi-target",
+        "0.0001%",
+        "--no-progress",
+    )
+    assert proc.returncode == 4
+    run = _run_dir(ws)
+    victim = sorted((ws / "augmentation/anomalygen/reconstructed_image").iterdir())[0]
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    proc = _cli("deft", "resume", str(run), "--yes")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    state = json.loads((run / "deft_state.json").read_text())
+    assert state["stop"]["check"] == "synthetic-pool-mutated"
+    assert state["stop"]["stage"] == "anomalygen"
+    assert victim.name in state["stop"]["detail"]
+    _assert_log_sound(run)
+
+
+def test_bad_workspace_is_refused_before_a_run_exists(ws: Path) -> None:
+    csv = ws / "kpi" / "testing_set.csv"
+    csv.write_text(csv.read_text().replace(",PASS,", ",pass,", 1))
+    proc = _cli("deft", "run", "--workspace", str(ws), "--yes", *FAST)
+    assert proc.returncode == 2
+    assert "label-pass-case" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (ws / "results").exists()
+
+
+def test_kill_during_training_then_resume(ws: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "specloop",
+        "deft",
+        "run",
+        "--workspace",
+        str(ws),
+        "--yes",
+        "--epochs",
+        "3",
+        "--max-iterations",
+        "1",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 240
+    killed = False
+    while time.time() < deadline and proc.poll() is None:
+        runs = list((ws / "results").glob("run_*/baseline/train/epoch_*.pth"))
+        if runs:
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.2)
+    proc.wait(timeout=60)
+    assert killed, "training never wrote an epoch checkpoint"
+    run = _run_dir(ws)
+    before = loop_log.read_entries(run / "loop_log.jsonl")
+    assert ("baseline", "train") not in {(e["iter"], e["stage"]) for e in before}
+    done = _cli("deft", "resume", str(run), "--yes")
+    assert done.returncode in (0, 3), done.stderr[-3000:]
+    entries = _assert_log_sound(run)
+    assert entries[: len(before)] == before  # nothing rewritten
+    assert ("final", "loop_stop") in {(e["iter"], e["stage"]) for e in entries}
+    resumed = [e for e in read_entries(run / "transcript.jsonl") if e["kind"] == "resume"]
+    assert resumed and resumed[0]["stage"] == "train"
