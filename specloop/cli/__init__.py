@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from specloop import __version__
-from specloop.cli import deft, mine, workspace
+from specloop.cli import changenet, deft, mine, workspace
 from specloop.errors import SpecloopError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(workspace.app, name="workspace")
+app.add_typer(changenet.app, name="changenet")
 app.add_typer(deft.app, name="deft")
 app.command("mine")(mine.mine_command)
 

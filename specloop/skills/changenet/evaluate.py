@@ -1,0 +1,131 @@
+"""Evaluation of an `inference.csv`: the KPI, the metrics around it, the rows behind them, plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from specloop.errors import SpecloopError
+from specloop.skills.aoi.schema import FIRST_DATA_LINE, GOOD_LABEL, read_csv
+from specloop.skills.changenet.infer import SCORE_COLUMN, write_csv_atomic
+from specloop.skills.changenet.kpi import (
+    KPI_DEFINITION,
+    auroc,
+    best_f1,
+    confusion_at,
+    far_at_full_recall,
+    threshold_table,
+)
+
+
+def read_scores(inference_csv: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The inference rows, their scores and defect flags; bad rows raise one sentence."""
+    df = read_csv(inference_csv)
+    if SCORE_COLUMN not in df.columns:
+        raise SpecloopError(
+            f"{inference_csv}: no {SCORE_COLUMN} column; evaluate reads the output of `changenet infer` "
+            "[inference-schema]."
+        )
+    scores = pd.to_numeric(df[SCORE_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.nonzero(~np.isfinite(scores))[0]
+    if bad.size:
+        raise SpecloopError(
+            f"{inference_csv}, line {int(bad[0]) + FIRST_DATA_LINE}: {SCORE_COLUMN} "
+            f"{df[SCORE_COLUMN].iloc[int(bad[0])]!r} is not a finite number [inference-score]."
+        )
+    lower_pass = df.index[(df["label"] != GOOD_LABEL) & (df["label"].str.strip().str.upper() == GOOD_LABEL)]
+    if len(lower_pass):
+        i = int(lower_pass[0])
+        raise SpecloopError(
+            f"{inference_csv}, line {i + FIRST_DATA_LINE}: label {df['label'].iloc[i]!r} must be exactly "
+            "'PASS' [label-pass-case]."
+        )
+    return df, scores, (df["label"] != GOOD_LABEL).to_numpy()
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def compute_metrics(df: pd.DataFrame, scores: np.ndarray, defect: np.ndarray) -> dict[str, Any]:
+    far, thr = far_at_full_recall(scores, defect)
+    f1, f1_thr = best_f1(scores, defect)
+    at100 = confusion_at(scores, defect, thr)
+    atf1 = confusion_at(scores, defect, f1_thr)
+    per_type: dict[str, dict[str, Any]] = {}
+    for label in sorted(set(df["label"][defect])):
+        m = (df["label"] == label).to_numpy()
+        s = scores[m]
+        per_type[label] = {
+            "count": int(m.sum()),
+            "recall_at_100_threshold": float((s >= thr).mean()),
+            "recall_at_f1_threshold": float((s >= f1_thr).mean()),
+            "mean_score": float(s.mean()),
+            "min_score": float(s.min()),
+        }
+    notes = []
+    n_def, n_pass = int(defect.sum()), int((~defect).sum())
+    if n_def == 0:
+        notes.append(
+            "no defect rows: recall is vacuously 100 %, FAR@100%R is 0.0 and the threshold is +inf (null)"
+        )
+    if n_pass == 0:
+        notes.append("no PASS rows: no false alarm is possible, FAR@100%R is 0.0")
+    return {
+        "far_at_100_recall": far,
+        "threshold_at_100_recall": _num(thr),
+        "auroc": auroc(scores, defect),
+        "best_f1": f1,
+        "best_f1_threshold": _num(f1_thr),
+        "precision_at_100_recall": at100["precision"],
+        "recall_at_100_recall": at100["recall"],
+        "accuracy_at_100_recall": at100["accuracy"],
+        "precision_at_best_f1": atf1["precision"],
+        "recall_at_best_f1": atf1["recall"],
+        "accuracy_at_best_f1": atf1["accuracy"],
+        "far_at_best_f1": atf1["far"],
+        "confusion_at_100_recall": {k: at100[k] for k in ("tp", "fp", "tn", "fn")},
+        "confusion_at_best_f1": {k: atf1[k] for k in ("tp", "fp", "tn", "fn")},
+        "per_defect_type": per_type,
+        "n_rows": int(scores.size),
+        "n_pass": n_pass,
+        "n_defect": n_def,
+        "kpi_definition": KPI_DEFINITION,
+        "kpi_notes": notes,
+    }
+
+
+def evaluate(inference_csv: Path, out_dir: Path, *, plots: bool = True) -> dict[str, Any]:
+    """Write metrics.json, threshold_metrics.csv, missed_defects.csv, false_alarms.csv and PNG plots
+    into `out_dir`; return the metrics dict.
+
+    missed_defects.csv: defect rows below the best-F1 threshold (none are missed at the 100 %-recall
+    threshold by construction). false_alarms.csv: PASS rows at or above the 100 %-recall threshold."""
+    df, scores, defect = read_scores(inference_csv)
+    metrics = compute_metrics(df, scores, defect)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv_atomic(threshold_table(scores, defect), out_dir / "threshold_metrics.csv")
+    thr = metrics["threshold_at_100_recall"]
+    f1_thr = metrics["best_f1_threshold"]
+    missed = df[defect & (scores < (f1_thr if f1_thr is not None else math.inf))].copy()
+    missed["missed_at"] = "best_f1_threshold"
+    write_csv_atomic(missed.sort_values(SCORE_COLUMN, key=pd.to_numeric), out_dir / "missed_defects.csv")
+    alarms = df[~defect & (scores >= (thr if thr is not None else math.inf))].copy()
+    write_csv_atomic(
+        alarms.sort_values(SCORE_COLUMN, key=pd.to_numeric, ascending=False), out_dir / "false_alarms.csv"
+    )
+    metrics["inference_csv"] = str(inference_csv)
+    if plots:
+        from specloop.skills.changenet.plots import write_plots
+
+        metrics["plots"] = [p.name for p in write_plots(df, scores, defect, metrics, out_dir)]
+    tmp = out_dir / f".metrics.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, out_dir / "metrics.json")
+    return metrics
