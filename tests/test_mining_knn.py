@@ -235,3 +235,10 @@ def test_approximate_indexes_recall_against_exact(kind: str, setup: dict, tmp_pa
     res = _mine(setup, tmp_path / "out", index=kind)
     assert res.recall is not None and res.recall >= 0.9
     assert res.rows["object_name"].tolist() == ["P0", "P3", "P1", "P2"]
+
+
+def test_typed_columns_from_parquet_are_read_as_strings(setup: dict, tmp_path: Path) -> None:
+    targets = setup["targets"].assign(number_of_pins=[2, 8], score=[0.7, 0.9])
+    targets.to_parquet(tmp_path / "t.parquet")
+    res = _mine({**setup, "targets": pd.read_parquet(tmp_path / "t.parquet")}, tmp_path / "out")
+    assert res.rows["object_name"].tolist() == ["P0", "P3", "P1", "P2"]

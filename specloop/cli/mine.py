@@ -151,6 +151,7 @@ def mine_command(
         image_ext=ds.image_ext,
         concat_type=ds.concat_type,
         grid_map=ds.grid_map,
+        progress=True,
     )
     if as_json:
         typer.echo(

@@ -15,6 +15,11 @@ from specloop.errors import SpecloopError
 
 INDEXES = ("flat", "hnsw", "ivf")
 
+# faiss computes exact inner products in (query block × database block) matrix products; its
+# default database block (1024) makes each product too thin to run at full speed. 16384 brings
+# IndexFlatIP search close to the plain matrix-multiply floor (see benchmarks/mining.py).
+FLAT_DATABASE_BLOCK = 16384
+
 
 def build_index(
     vectors: np.ndarray,
@@ -61,7 +66,12 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray,
     q = np.ascontiguousarray(queries, dtype=np.float32)
     if index.ntotal == 0 or k <= 0 or not len(q):
         return np.full((len(q), max(k, 0)), -np.inf, np.float32), np.full((len(q), max(k, 0)), -1, np.int64)
-    sims, idx = index.search(q, min(k, index.ntotal))
+    saved = faiss.cvar.distance_compute_blas_database_bs
+    faiss.cvar.distance_compute_blas_database_bs = max(saved, FLAT_DATABASE_BLOCK)
+    try:
+        sims, idx = index.search(q, min(k, index.ntotal))
+    finally:
+        faiss.cvar.distance_compute_blas_database_bs = saved
     if idx.shape[1] < k:
         pad = k - idx.shape[1]
         sims = np.concatenate([sims, np.full((len(q), pad), -np.inf, np.float32)], axis=1)

@@ -31,7 +31,14 @@ import pyarrow.parquet as pq
 
 from specloop.errors import ContractError, SpecloopError
 from specloop.skills.aoi.images import image_files
-from specloop.skills.aoi.schema import FIRST_DATA_LINE, check_rows, leakage_keys, pad_columns, write_csv
+from specloop.skills.aoi.schema import (
+    COLUMNS,
+    FIRST_DATA_LINE,
+    check_rows,
+    leakage_keys,
+    pad_columns,
+    write_csv,
+)
 from specloop.skills.mining.cache import EmbeddingCache, embedder_id
 from specloop.skills.mining.embedders.base import Embedder, Item
 from specloop.skills.mining.knn import INDEXES, build_index, recall_at_k, search
@@ -128,6 +135,16 @@ def _side_items(
     return items
 
 
+def _as_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Contract columns first and as strings (rows may come from parquet with typed columns)."""
+    out = pad_columns(df).reset_index(drop=True)
+    for col in COLUMNS:
+        out[col] = out[col].map(
+            lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+        )
+    return out
+
+
 def _check(df: pd.DataFrame, name: str) -> None:
     problems = check_rows(pad_columns(df), name)
     if problems:
@@ -135,14 +152,14 @@ def _check(df: pd.DataFrame, name: str) -> None:
 
 
 def _embed(
-    items: list[Item], embedder: Embedder, cache: EmbeddingCache | None
+    items: list[Item], embedder: Embedder, cache: EmbeddingCache | None, progress: bool
 ) -> tuple[np.ndarray, int, float]:
     """(vectors, how many were actually embedded, seconds)."""
     t0 = time.perf_counter()
     if cache is None:
         vecs = embedder.embed(items) if items else np.zeros((0, embedder.dim), np.float32)
         return vecs, len(items), time.perf_counter() - t0
-    vecs = cache.embed(items, embedder)
+    vecs = cache.embed(items, embedder, progress=progress)
     return vecs, cache.misses, time.perf_counter() - t0
 
 
@@ -155,7 +172,7 @@ def _exclusions(pool: pd.DataFrame, exclude: Mapping[str, pd.DataFrame] | None) 
         if df is None or not len(df):
             counts[name] = 0
             continue
-        hit = keys.isin(set(leakage_keys(pad_columns(df)))).to_numpy()
+        hit = keys.isin(set(leakage_keys(_as_rows(df)))).to_numpy()
         counts[name] = int(hit.sum())
         keep &= ~hit
     repeated = keys.duplicated().to_numpy() & keep
@@ -234,13 +251,15 @@ def mine(
     image_ext: str = ".jpg",
     concat_type: str | None = "linear",
     grid_map: Mapping[str, int] | None = None,
+    progress: bool = False,
 ) -> MiningResult:
     """Mine the pool around `targets`; write out_dir/{mined_rows.csv, knn_summary.csv,
     knn_pairs.csv, mining_summary.txt, target_embeddings.parquet}.
 
     `exclude` maps a set name to its rows: `training` rows are already trained on, the others
     (validation, kpi, holdout …) must not leak into training. `concat_type`/`grid_map` are recorded
-    in the summary; the join itself is the embedder's (its version names it).
+    in the summary; the join itself is the embedder's (its version names it). `progress` shows a
+    bar while image files are hashed for the cache (the embedder shows its own).
     """
     if top_k < 1:
         raise SpecloopError(f"top_k must be at least 1, got {top_k}.")
@@ -248,8 +267,8 @@ def mine(
         raise SpecloopError(f"min_similarity is a cosine similarity in [-1, 1], got {min_similarity}.")
     if index not in INDEXES:
         raise SpecloopError(f"unknown index {index!r}; use one of {', '.join(INDEXES)}.")
-    targets = pad_columns(targets).reset_index(drop=True)
-    pool = pad_columns(pool).reset_index(drop=True)
+    targets = _as_rows(targets)
+    pool = _as_rows(pool)
     _check(targets, "targets")
     _check(pool, "pool")
     out_dir = Path(out_dir)
@@ -261,8 +280,8 @@ def mine(
 
     target_items = _side_items(targets, targets_images, lights, image_ext, "targets")
     pool_items = _side_items(pool[keep_mask], pool_images, lights, image_ext, "pool")
-    target_vecs, targets_embedded, t_embed = _embed(target_items, embedder, cache)
-    pool_vecs, pool_embedded, p_embed = _embed(pool_items, embedder, cache)
+    target_vecs, targets_embedded, t_embed = _embed(target_items, embedder, cache, progress)
+    pool_vecs, pool_embedded, p_embed = _embed(pool_items, embedder, cache, progress)
     if cache is not None:
         warnings += cache.warnings
 
