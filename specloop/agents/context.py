@@ -28,7 +28,7 @@ class RunContext:
 
     @classmethod
     def open(cls, run_dir: Path, workspace: Path, *, progress: bool = True) -> RunContext:
-        ws = Workspace(workspace)
+        ws = Workspace(workspace.resolve())
         secrets = load_secret_values(ws.env_file)
         return cls(run_dir, ws, Transcript(run_dir / TRANSCRIPT, secrets), progress=progress)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from rich.markup import escape
 
 from specloop.agents.base import Agent
 from specloop.errors import ContractError, HardStop
@@ -173,7 +174,7 @@ class Dataset(Agent):
         )
         for w in result.warnings:
             self.record("warning", "data_mining", iter_label, message=w)
-            self.ctx.console.print(f"[yellow]warning:[/] {w}", highlight=False)
+            self.ctx.console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
         return {
             "kept": result.kept,
             "candidates": result.candidates,

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rich.markup import escape
+
 from specloop.agents.base import contracts
 from specloop.agents.context import RunContext
 from specloop.agents.reviewer import Reviewer
@@ -78,7 +80,9 @@ def run_stage(
         ctx.log_path, iter_label=iter_label, stage=stage, status="ok", summary=summary, duration_sec=seconds
     )
     ctx.transcript.record(owner, "stage_end", stage, iter_label, summary=summary, seconds=round(seconds, 2))
-    ctx.console.print(status_line(ctx, iter_label, stage, summary, seconds), highlight=False)
+    ctx.console.print(
+        status_line(ctx, iter_label, stage, summary, seconds), highlight=False, markup=False, soft_wrap=True
+    )
     return {}
 
 
@@ -105,5 +109,7 @@ def _hard_stop(ctx: RunContext, iter_label: str, stage: str, check: str, reason:
     )
     ctx.transcript.record("reviewer", "hard_stop", stage, iter_label, check=check, reason=reason)
     ctx.console.print(
-        f"[bold red]hard stop[/] at {iter_label} · {stage} [{check}]: {reason}", highlight=False
+        f"[bold red]hard stop[/] {escape(f'at {iter_label} · {stage} [{check}]: {reason}')}",
+        highlight=False,
+        soft_wrap=True,
     )

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.prompt import Prompt
 
 from specloop.errors import SpecloopError
@@ -47,7 +48,7 @@ def _finish(outcome: Outcome, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(outcome.to_dict(), indent=2))
     style = {0: "green", 3: "yellow", 4: "cyan"}.get(outcome.exit_code, "red")
-    console.print(f"[{style}]{outcome.message}[/]", highlight=False, soft_wrap=True)
+    console.print(f"[{style}]{escape(outcome.message)}[/]", highlight=False, soft_wrap=True)
     report = outcome.run_dir / "DEFT_Loop_Report.html"
     if report.is_file():
         console.print(f"report: {report}", highlight=False)

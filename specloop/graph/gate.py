@@ -46,5 +46,10 @@ def approval_gate(state: DeftGraphState) -> dict[str, Any]:
         summary=f"approved by {by}",
         duration_sec=0.0,
     )
-    ctx.console.print(f"[baseline · approval_gate] approved by {by} · next: train", highlight=False)
+    ctx.console.print(
+        f"[baseline · approval_gate] approved by {by} · next: train",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
     return {}

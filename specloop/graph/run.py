@@ -60,6 +60,7 @@ def _thread(run_dir: Path) -> dict[str, Any]:
 
 def create_run(workspace: Path, options: dict[str, Any]) -> Path:
     """Check the workspace, then create `results/run_<ts>/` with its initial state (nothing else)."""
+    workspace = workspace.resolve()
     report = check_workspace(workspace)
     if not report.ok:
         errors = [p.sentence() for p in report.problems if p.severity == "error"]
