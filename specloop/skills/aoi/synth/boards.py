@@ -72,7 +72,7 @@ BOARDS: tuple[Board, ...] = (
         weave_period=4.5,
         weave_angle=0.78,
         weave_amp=0.12,
-        nuisance=Nuisance(2.0, 1.5, 0.12, 0.05, 0.45, 1.0, 4.5, 1.2, 0.25),
+        nuisance=Nuisance(2.0, 1.5, 0.12, 0.05, 0.4, 0.9, 4.5, 1.2, 0.25),
         description="matte black solder mask, line 3 (new line, older camera, brighter solder light)",
     ),
     Board(
@@ -83,7 +83,7 @@ BOARDS: tuple[Board, ...] = (
         weave_period=6.0,
         weave_angle=1.2,
         weave_amp=0.08,
-        nuisance=Nuisance(2.0, 1.5, 0.12, 0.06, 0.5, 1.1, 4.0, 1.2, 0.25),
+        nuisance=Nuisance(2.0, 1.5, 0.12, 0.06, 0.45, 0.95, 4.0, 1.2, 0.25),
         description="red solder mask, line 4 (new line, warm lighting drift, looser fixture)",
     ),
 )

@@ -181,7 +181,7 @@ def _two_terminal(scene: Scene, p: Placement, d: Defect | None) -> None:
         for s in (-1, 1):
             scene.add("top", "comp", Mat.TERMINAL, rect(s * (L / 2 - tab_w / 2 + 1.5), 0, tab_w, W * 0.6))
         scene.add("top", "comp", Mat.BODY_D, rect(0, 0, L - 2 * 1.5, W))
-        scene.add("top", "comp", Mat.BAND, rect(-(L / 2 - 1.5 - 0.16 * L), 0, 0.2 * L, W))
+        scene.add("top", "comp", Mat.BAND, rect(-(L / 2 - 1.5 - 0.14 * L), 0, 0.26 * L, W))
     else:
         for s in (-1, 1):
             scene.add("top", "comp", Mat.TERMINAL, rect(s * (L / 2 - term_w / 2), 0, term_w, W))
@@ -192,7 +192,7 @@ def _two_terminal(scene: Scene, p: Placement, d: Defect | None) -> None:
     for i, s in enumerate((-1, 1)):
         if i in excess:
             k = d.scale if d else 1.5
-            _blob(scene, "top", "comp", s * (L / 2 + 1.5), 0, 0.28 * L * k, (W / 2 + 2.5) * k)
+            _blob(scene, "top", "comp", s * (L / 2 + 1.0), 0, 0.2 * L * k, (W / 2 + 1.0) * k)
 
 
 def _ic(scene: Scene, p: Placement, d: Defect | None) -> None:
@@ -236,21 +236,22 @@ def _ic(scene: Scene, p: Placement, d: Defect | None) -> None:
         row.sort()
         for g in d.sites:
             (x0, s), (x1, _) = row[g], row[g + 1]
-            y = s * (pad_y + 1.0)
-            scene.add("top", "board", Mat.SOLDER_HIGH, rect((x0 + x1) / 2, y, x1 - x0 + 1, 5.2))
-            scene.add("top", "board", Mat.SOLDER_LOW, rect((x0 + x1) / 2, y, x1 - x0, 3.2))
-            scene.add("top", "board", Mat.SOLDER_FLAT, rect((x0 + x1) / 2, y, (x1 - x0) * 0.5, 1.6))
+            y, span = s * (pad_y + 0.5), x1 - x0
+            scene.add("top", "board", Mat.SOLDER_HIGH, ellipse((x0 + x1) / 2, y, 0.5 * span + 2.6, 4.2))
+            scene.add("top", "board", Mat.SOLDER_LOW, ellipse((x0 + x1) / 2, y, 0.5 * span + 1.4, 3.0))
+            scene.add("top", "board", Mat.SOLDER_FLAT, ellipse((x0 + x1) / 2, y, 0.5 * span, 1.7))
     for x, s in leads:
         scene.add("top", "comp", Mat.PIN_BEND, rect(x, s * (W / 2 + 1.25), lead_w, 2.5))
         scene.add("top", "comp", Mat.PIN, rect(x, s * (W / 2 + 2.5 + foot / 2), lead_w, foot))
     scene.add("top", "comp", Mat.BODY_IC, rect(0, 0, L, W))
-    scene.add("top", "comp", Mat.PIN1, ellipse(-L / 2 + 3.2, W / 2 - 3.2, 1.6, 1.6))
+    scene.add("top", "comp", Mat.PIN1, ellipse(-L / 2 + 3.6, W / 2 - 3.6, 2.4, 2.4))
+    scene.add("top", "comp", Mat.PIN1, ellipse(-L / 2, 0, 1.8, 2.6))  # end notch
     _marking(scene, 1.0, -2.5, 5, 2.0, 3.0, 0.9)
     _marking(scene, -1.5, 2.5, 3, 2.0, 3.0, 0.9)
     for i, (x, s) in enumerate(leads):
         if i in excess:
             k = d.scale if d else 1.5
-            _blob(scene, "top", "comp", x, s * (pad_y + 1.5), pad_w * 0.62 * k, pad_h * 0.55 * k)
+            _blob(scene, "top", "comp", x, s * (pad_y + 1.0), pad_w * 0.6 * k, pad_h * 0.48 * k)
 
 
 def build_scene(p: Placement, defect: Defect | None = None) -> Scene:

@@ -22,7 +22,7 @@ DEFECT_TYPES: tuple[str, ...] = (
 
 DESCRIPTIONS: dict[str, str] = {
     "missing": "component absent; bare pads with reflowed solder domes",
-    "shift": "component displaced 3.5-7 px (sometimes rotated) off its pads",
+    "shift": "component displaced 4.5-8 px (sometimes rotated) off its pads",
     "tombstone": "chip stands on one end: bright end cap on one pad, the other pad bare",
     "bridge": "solder joins two neighbouring IC leads",
     "excess_solder": "ballooned solder blobs well beyond the pads",
@@ -62,7 +62,7 @@ def sample_defect(kind: str, defect_type: str, rng: np.random.Generator) -> Defe
     if kind not in APPLIES_TO[defect_type]:
         raise ValueError(f"defect {defect_type} does not apply to {kind}")
     if defect_type == "shift":
-        dist = rng.uniform(3.5, 7.0)
+        dist = rng.uniform(4.5, 8.0)
         ang = rng.uniform(0, 2 * np.pi)
         rot = float(rng.uniform(-14, 14)) if rng.random() < 0.4 else 0.0
         return Defect("shift", offset=(dist * np.cos(ang), dist * np.sin(ang)), rotation=rot)
@@ -72,7 +72,7 @@ def sample_defect(kind: str, defect_type: str, rng: np.random.Generator) -> Defe
         n_sites = 2 if kind != "ic" else 8
         k = int(rng.integers(1, min(3, n_sites) + 1))
         sites = tuple(sorted(int(s) for s in rng.choice(n_sites, size=k, replace=False)))
-        return Defect("excess_solder", scale=float(rng.uniform(1.3, 1.7)), sites=sites)
+        return Defect("excess_solder", scale=float(rng.uniform(1.2, 1.5)), sites=sites)
     if defect_type == "bridge":
         gaps = (int(rng.integers(0, 3)),)
         if rng.random() < 0.3:
@@ -80,12 +80,12 @@ def sample_defect(kind: str, defect_type: str, rng: np.random.Generator) -> Defe
         return Defect("bridge", sites=gaps, side=int(rng.choice([-1, 1])))
     if defect_type == "scratch":
         ang = rng.uniform(0, np.pi)
-        length = rng.uniform(26, 46)
+        length = rng.uniform(30, 50)
         cx, cy = 32 + rng.uniform(-6, 6), 32 + rng.uniform(-6, 6)
         dx, dy = 0.5 * length * np.cos(ang), 0.5 * length * np.sin(ang)
         return Defect(
             "scratch",
             line=(cx - dx, cy - dy, cx + dx, cy + dy),
-            width=float(rng.uniform(1.0, 1.8)),
+            width=float(rng.uniform(1.4, 2.4)),
         )
     return Defect(defect_type)

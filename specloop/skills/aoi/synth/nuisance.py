@@ -92,7 +92,7 @@ _YY, _XX = np.mgrid[0:64, 0:64].astype(np.float32) / 63.0 - 0.5
 
 def apply_photometric(rgb: np.ndarray, ph: Photometric, light: str, rng: np.random.Generator) -> np.ndarray:
     """Float HxWx3 in 8-bit range -> uint8 capture with gain, drift, gradient, blur and noise."""
-    out = rgb * (ph.gain[light] * np.asarray(ph.drift[light], dtype=np.float32))
+    out = rgb * (ph.gain[light] * np.asarray(ph.drift[light], dtype=np.float32)).astype(np.float32)
     strength, angle = ph.gradient
     if strength:
         out = out * (1 + strength * (np.cos(angle) * _XX + np.sin(angle) * _YY))[..., None]
@@ -100,6 +100,6 @@ def apply_photometric(rgb: np.ndarray, ph: Photometric, light: str, rng: np.rand
     if ph.blur > 0:
         img = np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(ph.blur)))
     if ph.noise > 0:
-        noisy = img.astype(np.float32) + rng.normal(0, ph.noise, img.shape).astype(np.float32)
+        noisy = img + np.float32(ph.noise) * rng.standard_normal(img.shape, dtype=np.float32)
         img = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     return img

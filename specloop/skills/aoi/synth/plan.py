@@ -117,15 +117,17 @@ def plan_split(
     mix = MIXES[split]
     n_defect = round(n * mix.defect_fraction)
     labels = [PASS] * (n - n_defect)
-    for dtype, count in apportion(n_defect, mix.defects).items():
-        labels += [dtype] * count
     boards: list[str] = []
     for name, count in apportion(n - n_defect, mix.boards).items():
         boards += [name] * count
-    defect_boards: list[str] = []
-    for name, count in apportion(n_defect, mix.boards).items():
-        defect_boards += [name] * count
-    boards += [defect_boards[i] for i in rng.permutation(len(defect_boards))]
+    # Each defect type is spread over the boards on its own, starting from a different board so
+    # rounding does not always favour the same one.
+    board_keys = list(mix.boards)
+    for j, (dtype, count) in enumerate(apportion(n_defect, mix.defects).items()):
+        rotated = board_keys[j % len(board_keys) :] + board_keys[: j % len(board_keys)]
+        for name, c in apportion(count, {b: mix.boards[b] for b in rotated}).items():
+            labels += [dtype] * c
+            boards += [name] * c
     order = rng.permutation(n)
     rows: list[RowPlan] = []
     for out_index, i in enumerate(order):

@@ -19,7 +19,7 @@ from specloop.skills.aoi.synth.materials import N_MATS, Mat, palette
 from specloop.skills.aoi.synth.nuisance import Pose
 
 SIZE = 64
-SS = 4  # supersampling factor
+SS = 3  # supersampling factor
 _N = SIZE * SS
 _BLOCK = ((np.arange(_N) // SS)[:, None] * SIZE + (np.arange(_N) // SS)[None, :]).ravel() * N_MATS
 
@@ -114,22 +114,34 @@ def _designator(
         draw.polygon([(float(x), float(y)) for x, y in box], fill=int(Mat.BOARD))
 
 
+_AXIS = np.arange(SIZE, dtype=np.float32)
+
+
+def _wave(x: np.ndarray, y: np.ndarray, fx: float, fy: float, phase: float) -> np.ndarray:
+    """sin(fx*x + fy*y + phase) on the grid, as two outer products of 1-D vectors (cheap)."""
+    return np.outer(np.cos(fy * y + phase), np.sin(fx * x)) + np.outer(np.sin(fy * y + phase), np.cos(fx * x))
+
+
 def texture(board: Board, key: int, cam: tuple[float, float]) -> np.ndarray:
     """Glass weave through the mask plus low-frequency mottling, fixed to the board (moves with cam)."""
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    x, y = xx - cam[0], yy - cam[1]
+    x, y = _AXIS - np.float32(cam[0]), _AXIS - np.float32(cam[1])
     ca, sa = np.cos(board.weave_angle), np.sin(board.weave_angle)
-    u, v = ca * x + sa * y, -sa * x + ca * y
-    k = 2 * np.pi / board.weave_period
-    weave = board.weave_amp * np.sin(k * u) * np.sin(k * v) + 0.5 * board.weave_amp * np.sin(
-        k * 0.5 * (u + v)
+    k, amp = 2 * np.pi / board.weave_period, board.weave_amp
+    # sin(k u) sin(k v) with u, v the weave axes, written as a difference of two plane waves
+    weave = (
+        0.5
+        * amp
+        * (
+            _wave(x, y, k * (ca + sa), k * (sa - ca), np.pi / 2)
+            - _wave(x, y, k * (ca - sa), k * (sa + ca), np.pi / 2)
+        )
     )
+    weave += 0.5 * amp * _wave(x, y, 0.5 * k * (ca - sa), 0.5 * k * (sa + ca), 0.0)
     rng = np.random.default_rng(key)
-    mottle = np.zeros_like(x)
     for _ in range(3):
-        f = rng.uniform(0.03, 0.12, 2)
-        mottle += 0.03 * np.sin(2 * np.pi * (f[0] * x + f[1] * y) + rng.uniform(0, 2 * np.pi))
-    return (weave + mottle).astype(np.float32)
+        f = 2 * np.pi * rng.uniform(0.03, 0.12, 2)
+        weave += 0.03 * _wave(x, y, f[0], f[1], rng.uniform(0, 2 * np.pi))
+    return weave.astype(np.float32)
 
 
 def colour(coverage: np.ndarray, board: Board, light: str, style: str, tex: np.ndarray | None) -> np.ndarray:

@@ -64,7 +64,7 @@ def _csv_row(row: RowPlan) -> dict[str, str]:
     p = row.placement
     verdict = "good" if row.label == PASS else row.label.replace("_", " ")
     return {
-        "input_path": f"test/{row.board}/{row.object_name}",
+        "input_path": f"test/{row.board}",
         "golden_path": f"golden/{row.board}/{p.comp_name}",
         "label": row.label,
         "object_name": row.object_name,
@@ -86,15 +86,20 @@ class _Writer:
 
     def __init__(self) -> None:
         self._first: dict[tuple[Path, str], Path] = {}
+        self._dirs: set[Path] = set()
 
-    @staticmethod
-    def put(folder: Path, stem: str, pictures: Pictures) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+    def _mkdir(self, folder: Path) -> None:
+        if folder not in self._dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(folder)
+
+    def put(self, folder: Path, stem: str, pictures: Pictures) -> None:
+        self._mkdir(folder)
         for light in LIGHTS:
             (folder / f"{stem}_{light}{IMAGE_EXT}").write_bytes(pictures[light])
 
     def put_golden(self, folder: Path, stem: str, pictures: Pictures) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        self._mkdir(folder)
         for light in LIGHTS:
             target = folder / f"{stem}_{light}{IMAGE_EXT}"
             first = self._first.get((folder, light))
