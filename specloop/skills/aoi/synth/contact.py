@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -37,6 +38,33 @@ def _stack(files: list[Path]) -> np.ndarray:
     return np.concatenate([read_rgb(f) for f in files], axis=0)
 
 
+def _pool_pairs(
+    ws: Workspace, lights: list[str], ext: str, per_class: int
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Pre-generated (OK, NG) pairs of the pool's most frequent defect types (from defect_spec.jsonl)."""
+    if not ws.defect_spec.is_file():
+        return []
+    entries = [
+        json.loads(line) for line in ws.defect_spec.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    by_type: dict[str, dict[str, str]] = {}
+    freq: dict[str, int] = {}
+    for e in entries:
+        dtype = str(e.get("defect_type", ""))
+        by_type.setdefault(dtype, e)
+        freq[dtype] = freq.get(dtype, 0) + 1
+    rank = {d: i for i, d in enumerate(DEFECT_TYPES)}
+    order = sorted(by_type, key=lambda d: (-freq[d], rank.get(d, len(rank)), d))  # the pool's focus first
+    cells = []
+    for dtype in order[:per_class]:
+        e = by_type[dtype]
+        stem = str(e.get("stem") or e.get("object_name"))
+        ok = _stack(image_files(ws.original_dir, ".", stem, lights, ext))
+        ng = _stack(image_files(ws.reconstructed_dir, ".", stem, lights, ext))
+        cells.append((f"{e.get('boardname', '')} {dtype}", ok, ng))
+    return cells
+
+
 def contact_sheet(root: Path, out_png: Path, per_class: int = 3) -> Path:
     """Write a labelled PNG grid of the KPI set (plus pre-generated pool pairs) and return its path."""
     ws = Workspace(Path(root))
@@ -58,15 +86,9 @@ def contact_sheet(root: Path, out_png: Path, per_class: int = 3) -> Path:
             test = _stack(image_files(images_dir, r["input_path"], r["object_name"], lights, ext))
             cells.append((r["boardname"], gold, test))
         grid.append((label, cells))
-    if ws.original_dir.is_dir() and ws.reconstructed_dir.is_dir():
-        stems = sorted({p.name.rsplit("_", 1)[0] for p in ws.reconstructed_dir.glob(f"*{ext}")})[:per_class]
-        cells = []
-        for stem in stems:
-            ok = _stack(image_files(ws.original_dir, ".", stem, lights, ext))
-            ng = _stack(image_files(ws.reconstructed_dir, ".", stem, lights, ext))
-            cells.append((stem.rsplit("_", 1)[-1] if "_" in stem else "", ok, ng))
-        if cells:
-            grid.append(("synthetic pool\n(OK | NG)", cells))
+    pool = _pool_pairs(ws, lights, ext, per_class)
+    if pool:
+        grid.append(("synthetic pool\n(OK | NG)", pool))
     if not any(cells for _, cells in grid):
         raise SpecloopError(f"{csv}: no rows to put on a contact sheet.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -76,3 +77,28 @@ def synthetic_pair(
         for light in LIGHTS
     }
     return ok, ng
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row to render; everything a worker process needs, and nothing that depends on order."""
+
+    board: str
+    placement: Placement
+    label: str
+    texture_key: int
+    rng_key: tuple[int, ...]
+    synthetic: bool = False
+
+
+def render(job: Job) -> tuple[Pictures, Pictures | None]:
+    """(test or NG pictures, OK pictures for a pre-generated pair else None)."""
+    rng = np.random.default_rng(list(job.rng_key))
+    if job.synthetic:
+        ok, ng = synthetic_pair(job.board, job.placement, job.label, rng)
+        return ng, ok
+    return production_crop(job.board, job.placement, job.label, job.texture_key, rng), None
+
+
+def render_many(jobs: list[Job]) -> list[tuple[Pictures, Pictures | None]]:
+    return [render(j) for j in jobs]

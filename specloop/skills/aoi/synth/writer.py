@@ -8,10 +8,13 @@ by (seed, split, row), so the same seed and size give byte-identical CSVs and im
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from specloop.skills.aoi.synth import card
 from specloop.skills.aoi.synth.boards import BOARD_NAMES, LIGHTS
 from specloop.skills.aoi.synth.components import Placement, make_placements
 from specloop.skills.aoi.synth.plan import PASS, SIZES, SPLITS, RowPlan, plan_split
-from specloop.skills.aoi.synth.samples import Pictures, golden, production_crop, synthetic_pair
+from specloop.skills.aoi.synth.samples import Job, Pictures, golden, render, render_many
 
 IMAGE_EXT = ".png"
 PROJECT = "specloop-synth-pcb"
@@ -135,11 +138,17 @@ def _check_target(root: Path, size: str) -> None:
 
 
 def synthesize_workspace(
-    root: Path, size: str = "small", seed: int = 0, progress: bool = True
+    root: Path, size: str = "small", seed: int = 0, progress: bool = True, *, workers: int | None = None
 ) -> SynthReport:
-    """Generate a complete synthetic DEFT workspace at `root` (which must be absent or empty)."""
+    """Generate a complete synthetic DEFT workspace at `root` (which must be absent or empty).
+
+    `workers` processes render in parallel (default: 1 for `tiny`, else up to 2); the output is the
+    same for any number of workers.
+    """
     root = Path(root)
     _check_target(root, size)
+    if workers is None:
+        workers = 1 if size == "tiny" else min(2, os.cpu_count() or 1)
     started = time.perf_counter()
     plan = SIZES[size]
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +165,7 @@ def synthesize_workspace(
             split: plan_split(split, plan.rows(split), positions, np.random.default_rng([seed, 11, si]))
             for si, split in enumerate(SPLITS)
         }
-        counts = _write_all(Workspace(tmp), rows, positions, seed, progress)
+        counts = _write_all(Workspace(tmp), rows, positions, seed, progress, workers)
         seconds = time.perf_counter() - started
         ws = Workspace(tmp)
         ws.spec.parent.mkdir(parents=True, exist_ok=True)
@@ -171,12 +180,40 @@ def synthesize_workspace(
     return SynthReport(root, size, seed, time.perf_counter() - started, _disk_bytes(root), counts)
 
 
+class _Renderer:
+    """Renders jobs in order, in worker processes when asked; output never depends on `workers`."""
+
+    CHUNK = 24
+
+    def __init__(self, workers: int) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+    def __enter__(self) -> _Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def map(self, jobs: list[Job]) -> Iterator[tuple[Pictures, Pictures | None]]:
+        if self._pool is None:
+            yield from map(render, jobs)
+            return
+        chunks = [jobs[i : i + self.CHUNK] for i in range(0, len(jobs), self.CHUNK)]
+        for result in self._pool.map(render_many, chunks):
+            yield from result
+
+
 def _write_all(
     ws: Workspace,
     rows: dict[str, list[RowPlan]],
     positions: dict[str, list[Placement]],
     seed: int,
     show: bool,
+    workers: int,
 ) -> Counts:
     writer = _Writer()
     goldens: dict[tuple[str, str], Pictures] = {}
@@ -202,23 +239,35 @@ def _write_all(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, disable=not show) as bar:
+    with Progress(*columns, disable=not show) as bar, _Renderer(workers) as renderer:
         for si, split in enumerate(SPLITS):
             split_rows = rows[split]
             task = bar.add_task(split, total=len(split_rows))
             tally: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-            if split == "anomalygen":
-                _write_anomalygen(ws, split_rows, seed, si, writer, bar, task, tally)
+            synthetic = split == "anomalygen"
+            jobs = [
+                Job(
+                    row.board,
+                    row.placement,
+                    row.label,
+                    texture_key(row.board, row.placement),
+                    (seed, 17, si, row.index),
+                    synthetic,
+                )
+                for row in split_rows
+            ]
+            pictures = renderer.map(jobs)
+            if synthetic:
+                _write_anomalygen(ws, split_rows, pictures, writer, bar, task, tally)
             else:
                 images = _split_images(ws, split)
                 records = []
-                for row in split_rows:
-                    rng = np.random.default_rng([seed, 17, si, row.index])
+                for row, (pics, _) in zip(split_rows, pictures, strict=True):
                     rec = _csv_row(row)
-                    p = row.placement
-                    pics = production_crop(row.board, p, row.label, texture_key(row.board, p), rng)
                     writer.put(images / rec["input_path"], row.object_name, pics)
-                    writer.put_golden(images / rec["golden_path"], row.object_name, golden_of(row.board, p))
+                    writer.put_golden(
+                        images / rec["golden_path"], row.object_name, golden_of(row.board, row.placement)
+                    )
                     records.append(rec)
                     tally[row.label][row.board] += 1
                     bar.advance(task)
@@ -234,21 +283,17 @@ def _write_all(
 def _write_anomalygen(
     ws: Workspace,
     rows: list[RowPlan],
-    seed: int,
-    split_index: int,
+    pictures: Iterator[tuple[Pictures, Pictures | None]],
     writer: _Writer,
     bar: Progress,
     task: int,
     tally: dict[str, dict[str, int]],
 ) -> None:
     lines = []
-    for row in rows:
+    for row, (ng, ok) in zip(rows, pictures, strict=True):
         p = row.placement
         stem = f"synth_{row.object_name}_{row.label}"
-        ok, ng = synthetic_pair(
-            row.board, p, row.label, np.random.default_rng([seed, 17, split_index, row.index])
-        )
-        writer.put(ws.original_dir, stem, ok)
+        writer.put(ws.original_dir, stem, ok or {})
         writer.put(ws.reconstructed_dir, stem, ng)
         spec = {
             "stem": stem,
