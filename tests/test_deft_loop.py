@@ -188,7 +188,7 @@ def test_kill_during_training_then_resume(ws: Path) -> None:
         str(ws),
         "--yes",
         "--epochs",
-        "3",
+        "2",
         "--max-iterations",
         "1",
         "--no-progress",

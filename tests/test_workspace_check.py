@@ -202,6 +202,7 @@ def test_cli_bad_workspace_exits_2_with_sentences_and_json(ws: Workspace) -> Non
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "kpi/testing_set.csv, line 2: label 'pass' must be exactly 'PASS'" in proc.stderr
+    assert "[label-pass-case]" in proc.stderr
     proc = _cli("workspace", "check", str(ws.root), "--json")
     assert proc.returncode == 2
     report = json.loads(proc.stdout)

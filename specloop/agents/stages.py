@@ -73,7 +73,6 @@ def run_stage(
         it = ledger_state.iteration(st, iter_label)
         it.update(record)
         it["stage_completed"] = stage
-        st["status"] = "in_progress"
 
     ledger_state.update(ctx.run_dir, commit)
     loop_log.append(

@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from specloop import __version__
 from specloop.cli import changenet, deft, mine, workspace
@@ -41,13 +42,13 @@ def main() -> None:
     try:
         app()
     except SpecloopError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug, not bad input: say so briefly, full trace on request
         if os.environ.get("SPECLOOP_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} "
+            f"[bold red]unexpected error:[/] {escape(f'{type(exc).__name__}: {exc}')} "
             "(set SPECLOOP_DEBUG=1 for the traceback)",
             highlight=False,
             soft_wrap=True,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from specloop.skills.aoi.check import CheckReport, check_workspace
@@ -79,7 +80,7 @@ def _print_report(report: CheckReport) -> None:
     console.print(table)
     for p in report.problems:
         err_console.print(
-            f"[{_STYLE[p.severity]}]{p.severity}[/] {p.sentence()}", highlight=False, soft_wrap=True
+            f"[{_STYLE[p.severity]}]{p.severity}[/] {escape(p.sentence())}", highlight=False, soft_wrap=True
         )
     n_err, n_warn = len(report.by_severity("error")), len(report.by_severity("warning"))
     if report.ok:

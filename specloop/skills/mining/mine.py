@@ -45,7 +45,7 @@ from specloop.skills.mining.knn import INDEXES, build_index, recall_at_k, search
 from specloop.skills.mining.precheck import label_precheck, yield_check
 
 PROVENANCE = ("best_similarity", "matched_targets", "matched_count")
-RECALL_SAMPLE = 256
+RECALL_SAMPLE = 64
 RECALL_TARGET = 0.95
 
 
@@ -384,6 +384,18 @@ def _per_label(targets: pd.DataFrame, searchable: pd.DataFrame, sel: Selection) 
     return pd.DataFrame(out)
 
 
+def _similarity_spread(sims: np.ndarray) -> dict[str, float | str]:
+    """Min / median / max candidate similarity: how to read the threshold for this embedder."""
+    if not len(sims):
+        return {"similarity_min": "", "similarity_median": "", "similarity_max": ""}
+    lo, mid, hi = np.quantile(sims, [0.0, 0.5, 1.0])
+    return {
+        "similarity_min": round(lo, 4),
+        "similarity_median": round(mid, 4),
+        "similarity_max": round(hi, 4),
+    }
+
+
 def _write_outputs(
     result: MiningResult,
     out_dir: Path,
@@ -419,6 +431,7 @@ def _write_outputs(
         "index_recall": "" if result.recall is None else round(result.recall, 4),
         "pool_embedded": result.pool_embedded,
         "targets_embedded": result.targets_embedded,
+        **_similarity_spread(sel.pairs["similarity"].to_numpy(dtype=np.float64)),
     }
     pairs = sel.pairs.copy()
     if len(pairs):

@@ -83,7 +83,7 @@ def resolve_embedder(
         try:
             folder, _ = find_siglip(siglip_path, arg or DEFAULT_SIGLIP_ID)
         except SiglipNotFound as exc:
-            missing = f"SigLIP weights not found in {'; '.join(exc.looked)}"
+            missing = f"SigLIP weights not found in {', '.join(exc.looked)}"
             if fallback_checkpoint is not None and Path(fallback_checkpoint).is_file():
                 return (
                     f"changenet:{fallback_checkpoint}",
