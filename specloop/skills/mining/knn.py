@@ -36,10 +36,11 @@ def build_index(
     hnsw: `IndexHNSWFlat` (M=`hnsw_m`, efConstruction=80, efSearch=`ef_search`).
     ivf: `IndexIVFFlat` with `nlist` lists (default √n, at least 39 vectors per list), trained by
     k-means on at most 64 vectors per list, probing `nprobe` lists (default max(16, nlist/16)).
+    Fewer than 78 vectors (two lists' worth) get an exact flat index instead: nothing to cluster.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n, d = x.shape
-    if kind == "flat":
+    if kind == "flat" or (kind == "ivf" and n < 2 * 39):
         index = faiss.IndexFlatIP(d)
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)

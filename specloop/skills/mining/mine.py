@@ -44,7 +44,6 @@ from specloop.skills.mining.embedders.base import Embedder, Item
 from specloop.skills.mining.knn import INDEXES, build_index, recall_at_k, search
 from specloop.skills.mining.precheck import label_precheck, yield_check
 
-PROVENANCE = ("best_similarity", "matched_targets", "matched_count")
 RECALL_SAMPLE = 64
 RECALL_TARGET = 0.95
 
