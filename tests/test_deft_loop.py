@@ -51,6 +51,7 @@ def _assert_log_sound(run: Path) -> list[dict]:
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
     twice = [k for k, n in Counter((e["iter"], e["stage"]) for e in entries).items() if n > 1]
     assert twice == [], f"stages logged twice: {twice}"
+    assert all("\n" not in e["summary"] for e in entries), "a stage summary must be one line"
     assert verify_chain(read_entries(run / "transcript.jsonl")) == []
     return entries
 
@@ -134,8 +135,8 @@ def test_without_yes_and_without_a_terminal_waits_with_exit_4(ws: Path) -> None:
     # nothing with side effects before approval
     assert not (run / "baseline").exists()
     assert not list(run.glob("iter*"))
-    stages = [e["stage"] for e in loop_log.read_entries(run / "loop_log.jsonl")]
-    assert stages == ["preflight"]
+    entries = _assert_log_sound(run)
+    assert [e["stage"] for e in entries] == ["preflight"]
     state = json.loads((run / "deft_state.json").read_text())
     assert state["approval"] is None and state["status"] == "pending"
 

@@ -112,7 +112,12 @@ class Planner(Agent):
             lines.append(f"| {name} | {c['rows']} | {labels} |")
         text = "\n".join(lines) + "\n"
         atomic_write_text(ctx.run_dir / "preflight_summary.md", text)
-        return text, {"estimated_seconds": est, "defect_types": defect_types}
+        ctx.console.print(text, markup=False, highlight=False)
+        one_line = (
+            f"{n_train} training rows, {len(defect_types)} defect types, embedder {embedder}, "
+            f"{env['device']}; about {math.ceil(est / 60)} min"
+        )
+        return one_line, {"estimated_seconds": est, "defect_types": defect_types}
 
     def decide(self, iter_label: str, rca: dict[str, Any]) -> dict[str, Any]:
         """Stop when the KPI is met or the last iteration is done; otherwise go on."""
