@@ -106,6 +106,8 @@ def _evaluate(kind: str, check: dict[str, Any], path: Path | None) -> tuple[bool
         if "equals" in check:
             return value == check["equals"], f"{check['field']} = {value!r}, expected {check['equals']!r}"
         if "min" in check:
-            return float(value) >= float(check["min"]), f"{check['field']} = {value!r}, needs >= {check['min']}"
+            return float(value) >= float(
+                check["min"]
+            ), f"{check['field']} = {value!r}, needs >= {check['min']}"
         return value is not None, f"{check['field']} = {value!r}"
     raise ValueError(f"unknown check kind {kind!r}")
