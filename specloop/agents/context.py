@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from rich.console import Console
 
 from specloop.ledger import state as ledger_state
-from specloop.ledger.secrets import load_secret_values
 from specloop.ledger.transcript import Transcript
+from specloop.llm.redaction import collect_secrets
 from specloop.skills.aoi.layout import Workspace
 
 LOOP_LOG = "loop_log.jsonl"
@@ -29,7 +31,8 @@ class RunContext:
     @classmethod
     def open(cls, run_dir: Path, workspace: Path, *, progress: bool = True) -> RunContext:
         ws = Workspace(workspace.resolve())
-        secrets = load_secret_values(ws.env_file)
+        env_values = dotenv_values(ws.env_file) if ws.env_file.is_file() else {}
+        secrets = collect_secrets(env_values, os.environ)
         return cls(run_dir, ws, Transcript(run_dir / TRANSCRIPT, secrets), progress=progress)
 
     @property

@@ -33,6 +33,19 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line; a torn last line (a kill mid-write) is skipped."""
+    if not path.is_file():
+        return []
+    entries = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return entries
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:

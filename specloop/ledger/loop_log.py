@@ -7,20 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from specloop.ledger.files import append_line
+from specloop.ledger.files import append_line, read_jsonl
 
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
-    """All complete entries; a torn last line (a kill mid-write) is ignored."""
-    if not path.is_file():
-        return []
-    entries = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(raw))
-        except json.JSONDecodeError:
-            continue
-    return entries
+    return read_jsonl(path)
 
 
 def find(path: Path, iter_label: str, stage: str) -> dict[str, Any] | None:

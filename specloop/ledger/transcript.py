@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from specloop.ledger.files import append_line
-from specloop.ledger.secrets import redact
+from specloop.ledger.files import append_line, read_jsonl
+from specloop.llm.redaction import redact
 
 GENESIS = "0" * 64
 
@@ -27,15 +27,7 @@ def entry_hash(entry: dict[str, Any]) -> str:
 
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(raw))
-        except json.JSONDecodeError:
-            continue
-    return out
+    return read_jsonl(path)
 
 
 class Transcript:

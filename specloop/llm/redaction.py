@@ -12,8 +12,12 @@ MASK = "[REDACTED]"
 # Shorter values (e.g. "1", "true") are config, not secrets, and masking them would garble text.
 MIN_SECRET_LEN = 6
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
-# Key-shaped strings we were not told about (OpenAI "sk-…", Anthropic "sk-ant-…", bearer tokens).
-_KEY_SHAPED = re.compile(r"\bsk-[A-Za-z0-9_\-]{12,}|(?<=Bearer )[A-Za-z0-9._\-]{12,}")
+# Key-shaped strings we were not told about: OpenAI "sk-…", Anthropic "sk-ant-…", bearer tokens,
+# Hugging Face "hf_…", GitHub "ghp_…" and friends, AWS access key ids, Slack tokens.
+_KEY_SHAPED = re.compile(
+    r"\bsk-[A-Za-z0-9_\-]{12,}|(?<=Bearer )[A-Za-z0-9._\-]{12,}|\bhf_[A-Za-z0-9]{20,}"
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}|\bAKIA[0-9A-Z]{16}\b|\bxox[abpr]-[A-Za-z0-9\-]{10,}"
+)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
