@@ -1,0 +1,523 @@
+"""Claims against evidence: every FAR, threshold and recall the run states is recomputed from the
+`inference.csv` files on disk with the loop's own KPI function, and every kept checkpoint is
+re-hashed and compared with the ledger."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from specloop.errors import SpecloopError
+from specloop.skills.audit.findings import Findings
+from specloop.skills.audit.records import BEST_MODEL_FILE, STATE_FILE, RunRecords
+from specloop.skills.changenet.evaluate import read_scores
+from specloop.skills.changenet.kpi import confusion_at, far_at_full_recall
+
+CANDIDATES = ("best_val", "latest")  # ties keep the first: the loop prefers best_val
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """The KPI recomputed from one inference.csv."""
+
+    source: str
+    far: float
+    threshold: float
+    recall: float
+    fp: int
+    tn: int
+    n_pass: int
+    n_defect: int
+    recall_by_type: dict[str, float]
+
+
+@dataclass
+class Truth:
+    """What one iteration's evidence says, next to what the ledger says it kept."""
+
+    label: str
+    candidates: dict[str, Kpi] = field(default_factory=dict)
+    holdout: Kpi | None = None
+
+    @property
+    def chosen(self) -> str | None:
+        if len(self.candidates) < len(CANDIDATES):
+            return None
+        return min(CANDIDATES, key=lambda n: (self.candidates[n].far, CANDIDATES.index(n)))
+
+    @property
+    def kpi(self) -> Kpi | None:
+        return self.candidates[self.chosen] if self.chosen else None
+
+
+def kpi_from_csv(path: Path, source: str) -> Kpi:
+    df, scores, defect = read_scores(path)
+    far, threshold = far_at_full_recall(scores, defect)
+    at = confusion_at(scores, defect, threshold)
+    labels = df["label"].to_numpy()
+    by_type = {
+        str(label): float((scores[labels == label] >= threshold).mean())
+        for label in sorted(set(labels[defect]))
+    }
+    return Kpi(
+        source,
+        far,
+        threshold,
+        float(at["recall"]),
+        int(at["fp"]),
+        int(at["tn"]),
+        int((~defect).sum()),
+        int(defect.sum()),
+        by_type,
+    )
+
+
+def same(claimed: Any, actual: float | int | None) -> bool:
+    """A stated number equals a recomputed one (JSON null stands for +inf or a missing value)."""
+    if claimed is None or isinstance(claimed, bool):
+        return actual is None or (isinstance(actual, float) and math.isinf(actual))
+    try:
+        value = float(claimed)
+    except (TypeError, ValueError):
+        return False
+    if actual is None:
+        return False
+    if math.isinf(actual) or math.isinf(value):
+        return value == actual
+    return math.isclose(value, actual, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def evaluated(record: dict[str, Any]) -> bool:
+    return "kpi_far" in record or "chosen" in record
+
+
+class ClaimChecker:
+    """Recomputes the evidence of each iteration once and compares every stated number with it."""
+
+    def __init__(self, run: RunRecords, out: Findings) -> None:
+        self.run = run
+        self.out = out
+        self.truths: dict[str, Truth] = {}
+
+    def expect(
+        self, check: str, claimed: Any, actual: float | int | None, *, file: str, where: str, what: str
+    ) -> None:
+        if not same(claimed, actual):
+            self.out.add(
+                check,
+                f"{what} stated in the record differs from the evidence",
+                file=file,
+                where=where,
+                expected=_show(actual),
+                found=_show(claimed),
+            )
+
+    def run_all(self) -> dict[str, Truth]:
+        for label, record in self.run.iterations.items():
+            if evaluated(record):
+                self.truths[label] = self._recompute(label, record)
+        for label, truth in self.truths.items():
+            self._iteration(label, self.run.iterations[label], truth)
+        self._best()
+        return self.truths
+
+    def _recompute(self, label: str, record: dict[str, Any]) -> Truth:
+        truth = Truth(label)
+        base = self.run.dir / label / "inference"
+        for name in CANDIDATES:
+            kpi = self._load(base / "kpi" / name / "inference.csv")
+            if kpi is not None:
+                truth.candidates[name] = kpi
+        hold = base / "holdout" / "inference.csv"
+        if hold.is_file() or record.get("holdout_far") is not None:
+            truth.holdout = self._load(hold)
+        self.out.saw("claims.evidence", f"{label}: {len(truth.candidates)} KPI inference file(s)")
+        return truth
+
+    def _load(self, path: Path) -> Kpi | None:
+        rel = self.run.rel(path)
+        if not path.is_file():
+            self.out.add(
+                "claims.evidence",
+                "the inference file behind an evaluated iteration is missing",
+                file=rel,
+                expected="the file",
+                found="missing",
+            )
+            return None
+        try:
+            return kpi_from_csv(path, rel)
+        except SpecloopError as exc:
+            self.out.add("claims.evidence", f"the inference file cannot be scored: {exc}", file=rel)
+            return None
+
+    def _iteration(self, label: str, record: dict[str, Any], truth: Truth) -> None:
+        where = f"iterations.{label}"
+        kpi = truth.kpi
+        for name, cand in truth.candidates.items():
+            claimed = ((record.get("candidates") or {}).get(name) or {}).get("kpi_far")
+            self.expect(
+                "claims.far",
+                claimed,
+                cand.far,
+                file=STATE_FILE,
+                where=f"{where}.candidates.{name}.kpi_far",
+                what=f"{label} {name} KPI FAR",
+            )
+            self._metrics(self.run.dir / label / "evaluate" / "candidates" / name / "metrics.json", cand)
+        if kpi is not None:
+            self.out.saw("claims.far", f"{label}: state, selection.json, metrics.json, rca_results")
+            self.out.saw("claims.threshold", f"{label}: state, selection.json, metrics.json, threshold.txt")
+            self.expect(
+                "claims.far",
+                record.get("kpi_far"),
+                kpi.far,
+                file=STATE_FILE,
+                where=f"{where}.kpi_far",
+                what=f"{label} KPI FAR",
+            )
+            self.expect(
+                "claims.threshold",
+                record.get("kpi_threshold"),
+                kpi.threshold,
+                file=STATE_FILE,
+                where=f"{where}.kpi_threshold",
+                what=f"{label} KPI threshold",
+            )
+            self._metrics(self.run.dir / label / "evaluate" / "kpi" / "metrics.json", kpi)
+            self._selection(label, record, truth)
+            self._rca(label, record, kpi)
+        if truth.holdout is not None:
+            self.expect(
+                "claims.far",
+                record.get("holdout_far"),
+                truth.holdout.far,
+                file=STATE_FILE,
+                where=f"{where}.holdout_far",
+                what=f"{label} holdout FAR",
+            )
+            self._metrics(self.run.dir / label / "evaluate" / "holdout" / "metrics.json", truth.holdout)
+        self._checkpoint(label, record)
+
+    def _metrics(self, path: Path, kpi: Kpi) -> None:
+        """A metrics.json written by `changenet evaluate`: every KPI number in it."""
+        data = self.run.json(path)
+        if data is None or "far_at_100_recall" not in data:
+            return
+        rel = self.run.rel(path)
+        self.out.saw("claims.recall", rel)
+        self.expect(
+            "claims.far",
+            data.get("far_at_100_recall"),
+            kpi.far,
+            file=rel,
+            where="far_at_100_recall",
+            what="FAR@100%recall",
+        )
+        self.expect(
+            "claims.threshold",
+            data.get("threshold_at_100_recall"),
+            kpi.threshold,
+            file=rel,
+            where="threshold_at_100_recall",
+            what="the 100%-recall threshold",
+        )
+        self.expect(
+            "claims.recall",
+            data.get("recall_at_100_recall"),
+            kpi.recall,
+            file=rel,
+            where="recall_at_100_recall",
+            what="recall",
+        )
+        confusion = data.get("confusion_at_100_recall") or {}
+        for key, actual in (("fp", kpi.fp), ("tn", kpi.tn)):
+            self.expect(
+                "claims.far",
+                confusion.get(key),
+                actual,
+                file=rel,
+                where=f"confusion_at_100_recall.{key}",
+                what=f"the {key} count behind the FAR",
+            )
+        for key, actual in (("n_pass", kpi.n_pass), ("n_defect", kpi.n_defect)):
+            self.expect("claims.far", data.get(key), actual, file=rel, where=key, what=f"the {key} count")
+        per_type = data.get("per_defect_type") or {}
+        for label, recall in kpi.recall_by_type.items():
+            claimed = (per_type.get(label) or {}).get("recall_at_100_threshold")
+            self.expect(
+                "claims.recall",
+                claimed,
+                recall,
+                file=rel,
+                where=f"per_defect_type.{label}.recall_at_100_threshold",
+                what=f"{label} recall",
+            )
+
+    def _selection(self, label: str, record: dict[str, Any], truth: Truth) -> None:
+        chosen = truth.chosen
+        fars = ", ".join(f"{n} {truth.candidates[n].far:.4%}" for n in CANDIDATES)
+        self.out.saw("claims.selection", f"{label}: {fars}")
+        sel_path = self.run.dir / label / "evaluate" / "selection.json"
+        selection = self.run.json(sel_path) or {}
+        sel_rel = self.run.rel(sel_path)
+        claims = [(STATE_FILE, f"iterations.{label}.chosen", record.get("chosen"))]
+        if selection:
+            claims.append((sel_rel, "chosen", selection.get("chosen")))
+        ckpt = str(record.get("best_ckpt_path") or "")
+        claims.append((STATE_FILE, f"iterations.{label}.best_ckpt_path", Path(ckpt).stem if ckpt else None))
+        for file, where, claimed in claims:
+            if claimed != chosen:
+                self.out.add(
+                    "claims.selection",
+                    f"{label} kept {claimed!r}, but the lower recomputed FAR is {chosen!r} ({fars})",
+                    file=file,
+                    where=where,
+                    expected=chosen,
+                    found=claimed,
+                )
+        for name, cand in truth.candidates.items():
+            entry = (selection.get("candidates") or {}).get(name)
+            if entry is None:
+                continue
+            self.expect(
+                "claims.far",
+                entry.get("far_at_100_recall"),
+                cand.far,
+                file=sel_rel,
+                where=f"candidates.{name}.far_at_100_recall",
+                what=f"{name} FAR",
+            )
+            self.expect(
+                "claims.threshold",
+                entry.get("threshold_at_100_recall"),
+                cand.threshold,
+                file=sel_rel,
+                where=f"candidates.{name}.threshold_at_100_recall",
+                what=f"{name} threshold",
+            )
+
+    def _rca(self, label: str, record: dict[str, Any], kpi: Kpi) -> None:
+        target = (self.run.state.get("config") or {}).get("far_target")
+        rca_dir = self.run.dir / label / "rca_results"
+        sources = [(STATE_FILE, f"iterations.{label}.rca.", record.get("rca"))]
+        rca_json = rca_dir / "metrics.json"
+        sources.append((self.run.rel(rca_json), "", self.run.json(rca_json)))
+        for file, prefix, rca in sources:
+            if not isinstance(rca, dict):
+                continue
+            self.expect(
+                "claims.far",
+                rca.get("far_at_100_recall"),
+                kpi.far,
+                file=file,
+                where=f"{prefix}far_at_100_recall",
+                what=f"{label} RCA FAR",
+            )
+            self.expect(
+                "claims.threshold",
+                rca.get("threshold_at_100_recall"),
+                kpi.threshold,
+                file=file,
+                where=f"{prefix}threshold_at_100_recall",
+                what=f"{label} RCA threshold",
+            )
+            if isinstance(target, int | float) and "kpi_met" in rca and rca["kpi_met"] != (kpi.far < target):
+                self.out.add(
+                    "claims.far",
+                    f"{label}: whether the KPI was met contradicts the recomputed FAR {kpi.far:.4%} "
+                    f"against the target {target:.4%}",
+                    file=file,
+                    where=f"{prefix}kpi_met",
+                    expected=kpi.far < target,
+                    found=rca["kpi_met"],
+                )
+        txt = rca_dir / "threshold.txt"
+        if txt.is_file():
+            raw = txt.read_text(encoding="utf-8").strip()
+            try:
+                value = float(raw)
+            except ValueError:
+                value = math.nan
+            ok = value == kpi.threshold or abs(value - kpi.threshold) <= 5e-9
+            if not ok:
+                self.out.add(
+                    "claims.threshold",
+                    f"{label} RCA threshold file differs from the recomputed threshold",
+                    file=self.run.rel(txt),
+                    where="line 1",
+                    expected=f"{kpi.threshold:.8f}",
+                    found=raw,
+                )
+
+    def _checkpoint(self, label: str, record: dict[str, Any]) -> None:
+        path = record.get("best_ckpt_path")
+        if not path:
+            return
+        file = self.run.local(str(path))
+        recorded = [(STATE_FILE, f"iterations.{label}.best_ckpt_sha256", record.get("best_ckpt_sha256"))]
+        sel_path = self.run.dir / label / "evaluate" / "selection.json"
+        selection = self.run.json(sel_path)
+        if selection and "checkpoint_sha256" in selection:
+            recorded.append((self.run.rel(sel_path), "checkpoint_sha256", selection["checkpoint_sha256"]))
+        self.verify_checkpoint(file, recorded)
+
+    def verify_checkpoint(self, file: Path, recorded: list[tuple[str, str, Any]]) -> None:
+        """`file` exists and hashes to every sha256 the ledger records for it (hashed once per file)."""
+        rel = self.run.rel(file)
+        if not file.is_file():
+            src, where, _ = recorded[0]
+            self.out.add(
+                "claims.checkpoint",
+                f"the kept checkpoint {rel} does not exist",
+                file=rel,
+                where=f"named in {src} {where}",
+                expected="the checkpoint file",
+                found="missing",
+            )
+            return
+        actual = self.run.sha256(file)
+        self.out.saw("claims.checkpoint", f"{rel} sha256 {actual[:12]}")
+        for src, where, sha in recorded:
+            if sha is None:
+                self.out.add(
+                    "claims.checkpoint",
+                    f"the ledger records no sha256 for {rel}",
+                    file=src,
+                    where=where,
+                    expected=actual,
+                    found="none",
+                    severity="warning",
+                )
+            elif sha != actual:
+                self.out.add(
+                    "claims.checkpoint",
+                    f"{rel} is not the file the ledger recorded (replaced or modified after the run)",
+                    file=rel,
+                    where=f"recorded in {src} {where}",
+                    expected=sha,
+                    found=actual,
+                )
+
+    def _best(self) -> None:
+        ranked = [(label, t.kpi) for label, t in self.truths.items() if t.kpi is not None]
+        best_state = self.run.state.get("best") if isinstance(self.run.state.get("best"), dict) else None
+        if not ranked:
+            return
+        # The loop replaces its best only on a strictly lower FAR, so the earliest minimum wins.
+        true_label, true_kpi = min(ranked, key=lambda lk: lk[1].far)
+        trajectory = ", ".join(f"{label} {k.far:.4%}" for label, k in ranked)
+        self.out.saw("claims.best", trajectory)
+        model = self.run.best_model
+        claims: list[tuple[str, str, Any]] = []
+        if best_state is None:
+            self.out.add(
+                "claims.best",
+                "iterations were evaluated but the state names no best model",
+                file=STATE_FILE,
+                where="best",
+                expected=true_label,
+                found="none",
+            )
+        else:
+            claims.append((STATE_FILE, "best.iter", best_state.get("iter")))
+            self.expect(
+                "claims.far",
+                best_state.get("kpi_far"),
+                true_kpi.far,
+                file=STATE_FILE,
+                where="best.kpi_far",
+                what="the best model's FAR",
+            )
+        if model is not None:
+            claims.append((BEST_MODEL_FILE, "iteration", model.get("iteration")))
+        for file, where, claimed in claims:
+            if claimed != true_label:
+                self.out.add(
+                    "claims.best",
+                    f"the best model is named as {claimed!r}, but the lowest recomputed KPI FAR is "
+                    f"{true_label}'s ({trajectory})",
+                    file=file,
+                    where=where,
+                    expected=true_label,
+                    found=claimed,
+                )
+        record = self.run.iterations.get(true_label, {})
+        if best_state is not None and best_state.get("checkpoint") != record.get("best_ckpt_path"):
+            self.out.add(
+                "claims.best",
+                "the state's best checkpoint is not the one its iteration kept",
+                file=STATE_FILE,
+                where="best.checkpoint",
+                expected=record.get("best_ckpt_path"),
+                found=best_state.get("checkpoint"),
+            )
+        if model is not None:
+            self._best_model(model, true_label, true_kpi, record)
+
+    def _best_model(self, model: dict[str, Any], label: str, kpi: Kpi, record: dict[str, Any]) -> None:
+        truth = self.truths[label]
+        self.expect(
+            "claims.far",
+            model.get("kpi_far"),
+            kpi.far,
+            file=BEST_MODEL_FILE,
+            where="kpi_far",
+            what="the best model's KPI FAR",
+        )
+        self.expect(
+            "claims.threshold",
+            model.get("threshold"),
+            kpi.threshold,
+            file=BEST_MODEL_FILE,
+            where="threshold",
+            what="the best model's threshold",
+        )
+        if truth.holdout is not None:
+            self.expect(
+                "claims.far",
+                model.get("holdout_far"),
+                truth.holdout.far,
+                file=BEST_MODEL_FILE,
+                where="holdout_far",
+                what="the best model's holdout FAR",
+            )
+        if model.get("chosen") != truth.chosen:
+            self.out.add(
+                "claims.selection",
+                "best_model.json names a different candidate than the lower recomputed FAR",
+                file=BEST_MODEL_FILE,
+                where="chosen",
+                expected=truth.chosen,
+                found=model.get("chosen"),
+            )
+        if model.get("checkpoint") != record.get("best_ckpt_path"):
+            self.out.add(
+                "claims.best",
+                "best_model.json points at a different checkpoint than the best iteration kept",
+                file=BEST_MODEL_FILE,
+                where="checkpoint",
+                expected=record.get("best_ckpt_path"),
+                found=model.get("checkpoint"),
+            )
+        ckpt = model.get("checkpoint")
+        if ckpt:
+            self.verify_checkpoint(
+                self.run.local(str(ckpt)),
+                [(BEST_MODEL_FILE, "checkpoint_sha256", model.get("checkpoint_sha256"))],
+            )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float | np.floating) and math.isfinite(value) and not float(value).is_integer():
+        return f"{float(value):.10g}"
+    return "null (+inf)" if isinstance(value, float) and math.isinf(value) else str(value)
+
+
+def check_claims(run: RunRecords, out: Findings) -> dict[str, Truth]:
+    """Run every claims check; return the recomputed evidence per iteration (prose checks use it)."""
+    return ClaimChecker(run, out).run_all()

@@ -1,0 +1,390 @@
+"""Integrity of the record: the transcript's hash chain, the stage log's sequence and order, and
+the state agreeing with both."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from specloop.ledger.transcript import entry_hash, verify_chain
+from specloop.skills.audit.findings import Findings
+from specloop.skills.audit.records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords, iter_number
+
+GATE = "approval_gate"
+BASELINE_STAGES = ("preflight", GATE, "train", "inference", "evaluate", "report", "rca")
+ITERATION_STAGES = (
+    "routing",
+    "anomalygen",
+    "data_mining",
+    "assemble",
+    "validate",
+    "train",
+    "inference",
+    "evaluate",
+    "report",
+    "rca",
+)
+FINAL = "final"
+FINAL_STAGES = ("loop_stop",)
+_STOPPED = re.compile(r"stopped \((\w+)\)")
+
+
+def stages_of(label: str) -> tuple[str, ...]:
+    if label == FINAL:
+        return FINAL_STAGES
+    return BASELINE_STAGES if label == "baseline" else ITERATION_STAGES
+
+
+def finished(run: RunRecords) -> bool:
+    return run.state.get("status") in ("complete", "stopped") or any(
+        e.get("stage") == "loop_stop" for _, e in run.log_entries
+    )
+
+
+def check_integrity(run: RunRecords, out: Findings) -> None:
+    _readable(run, out)
+    _chain(run, out)
+    _log_seq(run, out)
+    _log_stages(run, out)
+    _transcript_vs_log(run, out)
+    _state_vs_log(run, out)
+
+
+def _readable(run: RunRecords, out: Findings) -> None:
+    out.saw(
+        "integrity.unreadable", f"{STATE_FILE}, {len(run.log)} log and {len(run.transcript)} transcript lines"
+    )
+    if run.state_error:
+        out.add("integrity.unreadable", f"the run state cannot be read: {run.state_error}", file=STATE_FILE)
+    for name, lines in ((LOG_FILE, run.log), (TRANSCRIPT_FILE, run.transcript)):
+        for line in lines:
+            if line.entry is not None:
+                continue
+            torn = line is lines[-1] and not finished(run)
+            out.add(
+                "integrity.unreadable",
+                "a torn last line, as a kill mid-write leaves it"
+                if torn
+                else "the line is not a JSON object (edited or corrupted)",
+                file=name,
+                where=f"line {line.number}",
+                found=line.raw[:80],
+                severity="warning" if torn else "error",
+            )
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    return f"entry n={entry.get('n')} ({entry.get('kind')}, {entry.get('iter')} · {entry.get('stage')})"
+
+
+def _chain(run: RunRecords, out: Findings) -> None:
+    entries = run.transcript_entries
+    if not run.transcript:
+        if run.log:
+            out.add(
+                "integrity.transcript-chain",
+                "the stage log has lines but there is no transcript",
+                file=TRANSCRIPT_FILE,
+            )
+        return
+    out.saw("integrity.transcript-chain", f"{len(entries)} transcript entries")
+    records = [e for _, e in entries]
+    for index, problem in verify_chain(records):
+        number, entry = entries[index - 1]
+        if "prev_hash" in problem:
+            expected = str(records[index - 2].get("hash"))[:16] if index > 1 else "0" * 16
+            found = str(entry.get("prev_hash"))[:16]
+        else:
+            expected, found = entry_hash(entry)[:16], str(entry.get("hash"))[:16]
+        out.add(
+            "integrity.transcript-chain",
+            f"{_describe(entry)}: {problem}",
+            file=TRANSCRIPT_FILE,
+            where=f"line {number}",
+            expected=expected,
+            found=found,
+        )
+
+
+def _log_seq(run: RunRecords, out: Findings) -> None:
+    if not run.log_entries:
+        return
+    out.saw("integrity.log-seq", f"{len(run.log_entries)} log lines")
+    expected = 1
+    for number, entry in run.log_entries:
+        seq = entry.get("seq")
+        if seq != expected:
+            what = (
+                "a line is missing before this one"
+                if isinstance(seq, int) and seq > expected
+                else "out of order"
+            )
+            out.add(
+                "integrity.log-seq",
+                f"seq {seq} where {expected} was due: {what}",
+                file=LOG_FILE,
+                where=f"line {number}",
+                expected=expected,
+                found=seq,
+            )
+        expected = seq + 1 if isinstance(seq, int) else expected + 1
+
+
+def _log_stages(run: RunRecords, out: Findings) -> None:
+    if not run.log_entries:
+        return
+    out.saw("integrity.log-stages", "one line per stage, in graph order")
+    seen: dict[tuple[str, str], int] = {}
+    by_label: dict[str, list[tuple[int, str, str]]] = {}
+    for number, e in run.log_entries:
+        label, stage = str(e.get("iter")), str(e.get("stage"))
+        if (label, stage) in seen:
+            out.add(
+                "integrity.log-stages",
+                f"{label} · {stage} is logged twice (first on line {seen[label, stage]})",
+                file=LOG_FILE,
+                where=f"line {number}",
+                expected="one line per stage",
+                found="a second line",
+            )
+            continue
+        seen[label, stage] = number
+        by_label.setdefault(label, []).append((number, stage, str(e.get("status"))))
+    order = list(by_label)
+    numbered = [iter_number(label) for label in order if label != FINAL]
+    if None in numbered:
+        bad = next(label for label in order if label != FINAL and iter_number(label) is None)
+        out.add("integrity.log-stages", f"unknown iteration label {bad!r}", file=LOG_FILE, found=bad)
+    elif numbered != list(range(len(numbered))):
+        out.add(
+            "integrity.log-stages",
+            "iterations are not logged as baseline, iter1, iter2 … in turn",
+            file=LOG_FILE,
+            expected=", ".join(["baseline"] + [f"iter{i}" for i in range(1, len(numbered))]),
+            found=", ".join(label for label in order if label != FINAL),
+        )
+    if FINAL in by_label and order[-1] != FINAL:
+        out.add("integrity.log-stages", "stage lines follow loop_stop", file=LOG_FILE, found=order[-1])
+    for label, lines in by_label.items():
+        canonical = stages_of(label) if iter_number(label) is not None or label == FINAL else ()
+        for i, (number, stage, status) in enumerate(lines):
+            due = canonical[i] if i < len(canonical) else None
+            if stage != due:
+                out.add(
+                    "integrity.log-stages",
+                    f"{label}: stage {stage!r} where {due or 'nothing more'} was due "
+                    "(a line is missing, added or out of order)",
+                    file=LOG_FILE,
+                    where=f"line {number}",
+                    expected=due or "no further stage",
+                    found=stage,
+                )
+                break
+            if status == "error" and i < len(lines) - 1:
+                out.add(
+                    "integrity.log-stages",
+                    f"{label} continued after a hard stop at {stage}",
+                    file=LOG_FILE,
+                    where=f"line {lines[i + 1][0]}",
+                )
+                break
+
+
+def _transcript_vs_log(run: RunRecords, out: Findings) -> None:
+    if not run.log_entries or not run.transcript_entries:
+        return
+    out.saw("integrity.transcript-log", "stage_end entries against ok log lines")
+    logged_ok = {
+        (str(e.get("iter")), str(e.get("stage"))): n for n, e in run.log_entries if e.get("status") == "ok"
+    }
+    ended = {
+        (str(e.get("iter")), str(e.get("stage"))): n
+        for n, e in run.transcript_entries
+        if e.get("kind") == "stage_end"
+    }
+    no_model = not run.state.get("best")
+    for (label, stage), number in logged_ok.items():
+        if stage == GATE or (stage == "loop_stop" and no_model):
+            continue  # the gate records an `approval` entry; a loop_stop without a model records none
+        if (label, stage) not in ended:
+            out.add(
+                "integrity.transcript-log",
+                f"{label} · {stage} is logged as done but the transcript has no stage_end for it",
+                file=TRANSCRIPT_FILE,
+                where=f"{LOG_FILE} line {number}",
+                expected="a stage_end entry",
+                found="none",
+            )
+    for (label, stage), number in ended.items():
+        if (label, stage) not in logged_ok:
+            out.add(
+                "integrity.transcript-log",
+                f"the transcript ends {label} · {stage} but the stage log has no ok line for it",
+                file=LOG_FILE,
+                where=f"{TRANSCRIPT_FILE} line {number}",
+                expected="an ok log line",
+                found="none",
+            )
+
+
+def _last_done(run: RunRecords) -> dict[str, tuple[int, str]]:
+    """Per iteration label, the last stage logged ok that commits to the state (the gate does not)."""
+    out: dict[str, tuple[int, str]] = {}
+    for number, e in run.log_entries:
+        if e.get("status") == "ok" and e.get("stage") != GATE:
+            out[str(e.get("iter"))] = (number, str(e.get("stage")))
+    return out
+
+
+def _state_vs_log(run: RunRecords, out: Findings) -> None:
+    if run.state_error or not run.log_entries:
+        return
+    out.saw("integrity.state-log", "iterations, stages completed, stop reason, status, current iteration")
+    st = run.state
+    logged = {str(e.get("iter")) for _, e in run.log_entries} - {FINAL}
+    recorded = set(run.iterations)
+    for label in sorted(recorded - logged):
+        out.add(
+            "integrity.state-log",
+            f"the state has iteration {label} but the log has no line for it",
+            file=STATE_FILE,
+            where=f"iterations.{label}",
+        )
+    for label in sorted(logged - recorded):
+        out.add(
+            "integrity.state-log",
+            f"the log has lines for {label} but the state has no such iteration",
+            file=STATE_FILE,
+            where="iterations",
+            expected=label,
+            found=", ".join(run.iterations) or "none",
+        )
+    done = _last_done(run)
+    errors = {str(e.get("iter")): (n, e) for n, e in run.log_entries if e.get("status") == "error"}
+    for label, record in run.iterations.items():
+        if label not in done:
+            continue
+        number, stage = done[label]
+        claimed = record.get("stage_completed")
+        if claimed != stage:
+            canonical = stages_of(label)
+            ahead = (
+                claimed in canonical
+                and stage in canonical
+                and canonical.index(claimed) == canonical.index(stage) + 1
+                and not finished(run)
+            )
+            out.add(
+                "integrity.state-log",
+                f"{label}: the state says {claimed!r} was the last stage completed, the log says {stage!r}"
+                + (" (a kill between the state commit and the log line; resume redoes it)" if ahead else ""),
+                file=STATE_FILE,
+                where=f"iterations.{label}.stage_completed",
+                expected=f"{stage} ({LOG_FILE} line {number})",
+                found=claimed,
+                severity="warning" if ahead else "error",
+            )
+        status = record.get("status")
+        if label in errors and status != "failed":
+            out.add(
+                "integrity.state-log",
+                f"{label} hard-stopped in the log but its state status is {status!r}",
+                file=STATE_FILE,
+                where=f"iterations.{label}.status",
+                expected="failed",
+                found=status,
+            )
+        elif label not in errors and stage == "rca" and status != "complete":
+            out.add(
+                "integrity.state-log",
+                f"{label} finished (rca logged) but its state status is still {status!r}",
+                file=STATE_FILE,
+                where=f"iterations.{label}.status",
+                expected="complete",
+                found=status,
+                severity="warning",
+            )
+    _stop(run, out, errors)
+    numbers = [iter_number(label) for label in logged]
+    highest = max((n for n in numbers if n is not None), default=0)
+    current = st.get("current_iteration")
+    if current != highest:
+        out.add(
+            "integrity.state-log",
+            "the state's current iteration is not the highest iteration in the log",
+            file=STATE_FILE,
+            where="current_iteration",
+            expected=highest,
+            found=current,
+        )
+
+
+def _stop(run: RunRecords, out: Findings, errors: dict[str, tuple[int, dict[str, Any]]]) -> None:
+    st = run.state
+    stop = st.get("stop") if isinstance(st.get("stop"), dict) else None
+    reason = stop.get("reason") if stop else None
+    status = st.get("status")
+    stop_line = next(((n, e) for n, e in run.log_entries if e.get("stage") == "loop_stop"), None)
+    if stop_line is not None:
+        number, entry = stop_line
+        m = _STOPPED.search(str(entry.get("summary", "")))
+        if m and m.group(1) != reason:
+            out.add(
+                "integrity.state-log",
+                "the stop reason in the state differs from the loop_stop line",
+                file=STATE_FILE,
+                where="stop.reason",
+                expected=f"{m.group(1)} ({LOG_FILE} line {number})",
+                found=reason,
+            )
+        want = "stopped" if reason == "hard_stop" else "complete"
+        if status != want:
+            out.add(
+                "integrity.state-log",
+                f"loop_stop is logged but the run status is {status!r}",
+                file=STATE_FILE,
+                where="status",
+                expected=want,
+                found=status,
+            )
+    elif status == "complete":
+        out.add(
+            "integrity.state-log",
+            "the state says the run is complete but the log has no loop_stop line",
+            file=LOG_FILE,
+            expected="a final · loop_stop line",
+            found="none",
+        )
+    if reason == "hard_stop" and stop and stop.get("iter") not in errors:
+        out.add(
+            "integrity.state-log",
+            f"the state records a hard stop at {stop.get('iter')} · {stop.get('stage')} "
+            "but the log has no error line there",
+            file=STATE_FILE,
+            where="stop",
+        )
+    if errors and reason != "hard_stop":
+        label, (number, _) = next(iter(errors.items()))
+        out.add(
+            "integrity.state-log",
+            f"the log has a hard stop at {label} but the state's stop reason is {reason!r}",
+            file=STATE_FILE,
+            where="stop.reason",
+            expected=f"hard_stop ({LOG_FILE} line {number})",
+            found=reason,
+        )
+    decided = [
+        (label, rec["decision"])
+        for label, rec in run.iterations.items()
+        if isinstance(rec.get("decision"), dict) and rec["decision"].get("stop")
+    ]
+    if decided and reason not in (None, "hard_stop") and decided[-1][1].get("reason") != reason:
+        label, decision = decided[-1]
+        out.add(
+            "integrity.state-log",
+            f"{label}'s RCA decided to stop for {decision.get('reason')!r} but the run records {reason!r}",
+            file=STATE_FILE,
+            where="stop.reason",
+            expected=decision.get("reason"),
+            found=reason,
+        )

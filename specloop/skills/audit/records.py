@@ -1,0 +1,164 @@
+"""One run directory read once for the audit: state, stage log and transcript with their line
+numbers, plus cached file hashes so a large checkpoint is hashed at most once."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from specloop.errors import SpecloopError
+from specloop.ledger.files import sha256_file
+
+STATE_FILE = "deft_state.json"
+LOG_FILE = "loop_log.jsonl"
+TRANSCRIPT_FILE = "transcript.jsonl"
+BEST_MODEL_FILE = "best_model.json"
+ITER_LABEL = re.compile(r"baseline|iter([1-9]\d*)")
+
+
+class NotARunError(SpecloopError):
+    """The directory holds none of a DEFT run's records."""
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a JSONL record: its 1-based line number and the object, or None if unreadable."""
+
+    number: int
+    entry: dict[str, Any] | None
+    raw: str
+
+
+def read_lines(path: Path) -> list[Line]:
+    if not path.is_file():
+        return []
+    out = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        try:
+            entry = json.loads(raw)
+        except json.JSONDecodeError:
+            entry = None
+        out.append(Line(number, entry if isinstance(entry, dict) else None, raw))
+    return out
+
+
+def iter_number(label: str) -> int | None:
+    """0 for `baseline`, N for `iterN`, None for anything else (`final` included)."""
+    m = ITER_LABEL.fullmatch(label)
+    if m is None:
+        return None
+    return int(m.group(1)) if m.group(1) else 0
+
+
+def inside(path: str, root: str) -> bool:
+    """Whether absolute `path` lies in `root` (lexically: `..` is collapsed, links are not followed)."""
+    p, r = PurePosixPath(os.path.normpath(path)), PurePosixPath(os.path.normpath(root))
+    return p == r or r in p.parents
+
+
+@dataclass
+class RunRecords:
+    dir: Path
+    state: dict[str, Any]
+    state_error: str | None
+    log: list[Line]
+    transcript: list[Line]
+    _hashes: dict[Path, str] = field(default_factory=dict, repr=False)
+
+    def rel(self, path: Path) -> str:
+        """A path as findings show it: relative to the run directory when inside it."""
+        try:
+            return path.relative_to(self.dir).as_posix()
+        except ValueError:
+            return str(path)
+
+    def local(self, recorded: str) -> Path:
+        """Where a path the run recorded lies now: relative paths and paths under the run's original
+        directory are taken from the audited directory (a copied run audits like the original)."""
+        original = str(self.state.get("results_dir") or "")
+        if original and inside(recorded, original):
+            rest = os.path.relpath(os.path.normpath(recorded), os.path.normpath(original))
+            return self.dir if rest == "." else self.dir / rest
+        p = Path(recorded)
+        return p if p.is_absolute() else self.dir / p
+
+    def sha256(self, path: Path) -> str:
+        if path not in self._hashes:
+            self._hashes[path] = sha256_file(path)
+        return self._hashes[path]
+
+    @property
+    def workspace(self) -> Path | None:
+        ws = self.state.get("workspace")
+        return Path(ws) if isinstance(ws, str) and ws else None
+
+    @cached_property
+    def log_entries(self) -> list[tuple[int, dict[str, Any]]]:
+        return [(line.number, line.entry) for line in self.log if line.entry is not None]
+
+    @cached_property
+    def transcript_entries(self) -> list[tuple[int, dict[str, Any]]]:
+        return [(line.number, line.entry) for line in self.transcript if line.entry is not None]
+
+    @cached_property
+    def best_model(self) -> dict[str, Any] | None:
+        return self.json(self.dir / BEST_MODEL_FILE)
+
+    @cached_property
+    def iterations(self) -> dict[str, dict[str, Any]]:
+        """The state's iteration records, baseline first, then iter1, iter2 … by number."""
+        raw = self.state.get("iterations")
+        records = raw if isinstance(raw, dict) else {}
+        labels = sorted(
+            (k for k in records if iter_number(k) is not None and isinstance(records[k], dict)),
+            key=lambda k: iter_number(k) or 0,
+        )
+        return {k: records[k] for k in labels}
+
+    def json(self, path: Path) -> dict[str, Any] | None:
+        """A JSON object from disk; None when absent or not a readable object."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def load_records(run_dir: Path) -> RunRecords:
+    """Read `run_dir`; raise NotARunError when it holds no state, stage log or transcript at all."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise NotARunError(f"{run_dir} is not a directory; `specloop audit` takes a DEFT run directory.")
+    state_path = run_dir / STATE_FILE
+    present = [n for n in (STATE_FILE, LOG_FILE, TRANSCRIPT_FILE) if (run_dir / n).is_file()]
+    if not present:
+        raise NotARunError(
+            f"{run_dir} is not a DEFT run: it has no {STATE_FILE}, {LOG_FILE} or {TRANSCRIPT_FILE} "
+            "(a run lives under <workspace>/results/run_<timestamp>/)."
+        )
+    state: dict[str, Any] = {}
+    state_error = None
+    if not state_path.is_file():
+        state_error = "the file is missing"
+    else:
+        try:
+            loaded = json.loads(state_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            state_error = f"not valid JSON ({exc})"
+        else:
+            if isinstance(loaded, dict):
+                state = loaded
+            else:
+                state_error = "not a JSON object"
+    return RunRecords(
+        dir=run_dir.resolve(),
+        state=state,
+        state_error=state_error,
+        log=read_lines(run_dir / LOG_FILE),
+        transcript=read_lines(run_dir / TRANSCRIPT_FILE),
+    )
