@@ -178,9 +178,20 @@ def status(
     run_dir: Path = typer.Argument(..., help="The run directory."),
     lines: int = typer.Option(5, "--lines", "-n", help="How many log lines to show."),
     as_json: bool = _JSON,
+    markdown: bool = typer.Option(
+        False,
+        "--markdown",
+        help="Print a Markdown summary (outcome, best model, stop reason, KPI trajectory), e.g. for "
+        "$GITHUB_STEP_SUMMARY.",
+    ),
 ) -> None:
     """Show where a run stands and its last log lines."""
     st = _existing_run(run_dir)
+    if markdown:
+        from specloop.skills.report.markdown import run_summary_markdown
+
+        typer.echo(run_summary_markdown(run_dir), nl=False)
+        return
     entries = loop_log.read_entries(run_dir / "loop_log.jsonl")
     if as_json:
         typer.echo(
