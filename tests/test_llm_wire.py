@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -56,8 +56,9 @@ class Seen:
 class WireServer:
     """A plain HTTP server on a free loopback port that answers POSTs from a script of steps."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, responder: Callable[[dict[str, Any]], Step] | None = None) -> None:
         self.endpoint = endpoint
+        self.responder = responder  # answers from the request body once the scripted steps run out
         self.steps: deque[Step] = deque()
         self.requests: list[Seen] = []
         server = self
@@ -71,6 +72,8 @@ class WireServer:
                     step = Step(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 elif server.steps:
                     step = server.steps.popleft()
+                elif server.responder is not None:
+                    step = server.responder(body)
                 else:
                     step = Step(500, {"error": {"message": "test script exhausted", "type": "api_error"}})
                 time.sleep(step.delay_s)

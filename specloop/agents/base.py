@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any, ClassVar, TypeVar
 
+from langchain_core.messages import HumanMessage, SystemMessage
+
 from specloop.agents.context import RunContext
+from specloop.llm import BudgetExceeded, LLMError
+from specloop.skills.claims import check_text
 from specloop.skills.contracts import Contract, load_contracts
 
 T = TypeVar("T")
@@ -32,6 +37,46 @@ class Agent:
         contract = contracts().get(stage)
         section = f"\n\n## Stage spec ({contract.source})\n\n{contract.prose}" if contract else ""
         return self.role_text() + section
+
+    def draft(
+        self,
+        stage: str,
+        iter_label: str,
+        *,
+        task: str,
+        facts: dict[str, Any],
+        offline: str,
+        max_words: int | None = None,
+    ) -> str:
+        """Text for a person: the model's draft when there is a model and every number in it is
+        one the tools computed (in `facts` or the offline text), else the offline text.
+
+        The model only words what the tools decided; a rejected or failed draft is recorded in
+        the transcript with the reason, and the offline text is used instead.
+        """
+        llm = self.ctx.llm
+        if llm is None:
+            return offline
+        reference = f"The tools' own wording, which you may improve:\n{offline}\n\n" if offline else ""
+        prompt = (
+            f"{task}\n\nFacts from the run's ledger (JSON):\n{json.dumps(facts, sort_keys=True, default=str)}"
+            f"\n\n{reference}State only numbers that appear above; write plain Markdown without a title."
+            + (f" Stay under {max_words} words." if max_words else "")
+        )
+        messages = [SystemMessage(self.instructions(stage)), HumanMessage(prompt)]
+        try:
+            text = llm.invoke(messages, agent=self.role, stage=stage).text.strip()
+        except BudgetExceeded:
+            raise
+        except LLMError as exc:
+            self.record("model_text_rejected", stage, iter_label, reasons=[str(exc)], used="offline")
+            return offline
+        problems = check_text(text, facts, reference_texts=[offline], max_words=max_words)
+        if problems:
+            self.record("model_text_rejected", stage, iter_label, reasons=problems, text=text, used="offline")
+            return offline
+        self.record("model_text_accepted", stage, iter_label, chars=len(text))
+        return text
 
     def record(self, kind: str, stage: str, iter_label: str, **data: Any) -> None:
         self.ctx.transcript.record(self.role, kind, stage, iter_label, **data)

@@ -10,6 +10,7 @@ from specloop.agents.dataset import Dataset
 from specloop.agents.ops import Ops
 from specloop.ledger import state as ledger_state
 from specloop.ledger.files import atomic_write_text
+from specloop.ledger.requests import stop_request
 from specloop.skills.aoi.schema import read_csv
 from specloop.skills.aoi.spec import load_spec
 from specloop.skills.mining import resolve_embedder
@@ -97,6 +98,7 @@ class Planner(Agent):
             f"- Epochs: baseline {cfg['baseline_epochs']}, fine-tune {cfg['finetune_epochs']} per iteration",
             f"- Augmentation: {'on' if aug.augment else 'off'}",
             f"- Embedder: {embedder} — {reason}",
+            f"- Wording: {self._wording()}",
             f"- Device: {env['device_name']} ({env['cpu_threads']} threads), {env['memory_free_gb']} GB free "
             f"memory, {env['disk_free_gb']} GB free disk; batch {spec.dataset.classify.batch_size} needs about "
             f"{env['batch_memory_gb']} GB ({'fits' if env['batch_fits'] else 'may not fit'})",
@@ -111,6 +113,26 @@ class Planner(Agent):
             labels = ", ".join(f"{k} {v}" for k, v in c["labels"].items())
             lines.append(f"| {name} | {c['rows']} | {labels} |")
         text = "\n".join(lines) + "\n"
+        facts = {
+            "config": {k: v for k, v in cfg.items() if k not in ("spec_file", "embedder_reason")},
+            "counts": counts,
+            "estimated_minutes": math.ceil(est / 60),
+            # what the machine is, not how full it is right now: a replayed run asks the same
+            "environment": {k: env[k] for k in ("device", "device_name", "cpu_threads", "batch_fits")},
+            "synthetic_rows": pool["synthetic_rows"],
+            "mining_pool_rows": pool["mining_pool_rows"],
+        }
+        narrative = self.draft(
+            "preflight",
+            "baseline",
+            task="Write a short pre-flight narrative for the person approving this DEFT run: what will "
+            "run, what the data looks like, and what to watch for.",
+            facts=facts,
+            offline="",
+            max_words=200,
+        )
+        if narrative:
+            text += "\n## Narrative\n\n" + narrative + "\n"
         atomic_write_text(ctx.run_dir / "preflight_summary.md", text)
         ctx.console.print(text, markup=False, highlight=False)
         one_line = (
@@ -119,8 +141,14 @@ class Planner(Agent):
         )
         return one_line, {"estimated_seconds": est, "defect_types": defect_types}
 
+    def _wording(self) -> str:
+        llm = self.ctx.llm
+        if llm is None:
+            return "offline (the tools' own text; no model)"
+        return f"{llm.name}, every number checked against the ledger before use"
+
     def decide(self, iter_label: str, rca: dict[str, Any]) -> dict[str, Any]:
-        """Stop when the KPI is met or the last iteration is done; otherwise go on."""
+        """Stop when the KPI is met, the last iteration is done or a person asked to stop; otherwise go on."""
         st = self.ctx.state()
         n = 0 if iter_label == "baseline" else int(iter_label.removeprefix("iter"))
         far, target = rca["far_at_100_recall"], rca["far_target"]
@@ -130,6 +158,12 @@ class Planner(Agent):
         elif n >= st["max_iterations"]:
             decision = {"stop": True, "reason": "max_iterations"}
             why = f"{n} of {st['max_iterations']} iterations done; FAR@100%R {far:.2%} vs target < {target:.2%}."
+        elif (request := stop_request(self.ctx.run_dir)) is not None:
+            decision = {"stop": True, "reason": "stop_requested", "requested_by": request["by"]}
+            why = (
+                f"Stop requested in {request['by']} at {request['at']}; FAR@100%R {far:.2%} vs target "
+                f"< {target:.2%}."
+            )
         elif rca["n_selected"] == 0:
             decision = {"stop": True, "reason": "no_targets"}
             why = "RCA selected no weak samples to act on."
@@ -139,6 +173,23 @@ class Planner(Agent):
                 f"FAR@100%R {far:.2%} vs target < {target:.2%}; {rca['n_selected']} weak targets "
                 f"selected; going to iteration {n + 1}."
             )
-        decision["rationale"] = why
+        facts = {
+            "iteration": n,
+            "max_iterations": st["max_iterations"],
+            "far_at_100_recall": far,
+            "far_target": target,
+            "n_selected": rca["n_selected"],
+            "selected_by_label": rca.get("selected_by_label", {}),
+        }
+        decision["rationale"] = " ".join(
+            self.draft(
+                "rca",
+                iter_label,
+                task=f"In one or two sentences, give the rationale for this decision: {decision['reason']}.",
+                facts=facts,
+                offline=why,
+                max_words=60,
+            ).split()
+        )
         self.record("decision", "rca", iter_label, **decision)
         return decision

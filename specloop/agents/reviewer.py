@@ -11,12 +11,12 @@ from specloop.agents.base import Agent, contracts
 from specloop.agents.coder import stage_spec
 from specloop.errors import HardStop
 from specloop.ledger import state as ledger_state
-from specloop.ledger.files import atomic_write_json, sha256_file
+from specloop.ledger.files import atomic_write_json, atomic_write_text, sha256_file
 from specloop.skills import changenet
 from specloop.skills.aoi.assemble import validate_training_csv
 from specloop.skills.aoi.pool import to_workspace_paths
 from specloop.skills.aoi.schema import read_csv
-from specloop.skills.rca.gaps import analyze_gaps
+from specloop.skills.rca.gaps import analyze_gaps, explain_gaps
 
 CANDIDATES = ("best_val", "latest")
 
@@ -132,16 +132,28 @@ class Reviewer(Agent):
     def rca(self, iter_label: str) -> dict[str, Any]:
         cfg = self.ctx.config()
         chosen = ledger_state.iteration(self.ctx.state(), iter_label)["chosen"]
-        return self.tool(
+        out_dir = self.ctx.iter_dir(iter_label) / "rca_results"
+        metrics = self.tool(
             "rca.analyze_gaps",
             "rca",
             iter_label,
             analyze_gaps,
             inference_csv=self.ctx.iter_dir(iter_label) / "inference" / "kpi" / chosen / "inference.csv",
-            out_dir=self.ctx.iter_dir(iter_label) / "rca_results",
+            out_dir=out_dir,
             far_target=cfg["far_target"],
             top_k_per_label=cfg["top_k_per_target"],
         )
+        explanation = self.draft(
+            "rca",
+            iter_label,
+            task="Explain these RCA findings to an engineer: which boards and defect types hold the "
+            "KPI back, and why that blocks the FAR target at 100% recall.",
+            facts=metrics,
+            offline=explain_gaps(metrics),
+            max_words=150,
+        )
+        atomic_write_text(out_dir / "rca_explanation.md", explanation + "\n")
+        return metrics
 
     def validate(self, iter_label: str, expected_rows: int) -> dict[str, Any]:
         """Files exist, no leakage against validation/KPI/holdout (raw and workspace paths), no silent drop."""

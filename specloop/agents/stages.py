@@ -15,6 +15,7 @@ from specloop.agents.reviewer import Reviewer
 from specloop.errors import HardStop, SpecloopError
 from specloop.ledger import loop_log
 from specloop.ledger import state as ledger_state
+from specloop.llm import BudgetExceeded
 
 NEXT_STAGE = {
     "preflight": "approval_gate",
@@ -56,11 +57,14 @@ def run_stage(
             return {"halt": "hard_stop"}
         return {}
     owner = contracts()[stage].owner if stage in contracts() else "planner"
+    ctx.begin_stage(iter_label, stage)
     ctx.transcript.record(owner, "stage_start", stage, iter_label)
     start = time.monotonic()
     try:
         summary, record = act()
         Reviewer(ctx).check_stage(stage, iter_label, check_vars)
+    except BudgetExceeded:
+        raise  # not a hard stop: nothing is logged, so a resume with a larger budget redoes the stage
     except HardStop as stop:
         _hard_stop(ctx, iter_label, stage, stop.check, stop.reason, time.monotonic() - start)
         return {"halt": "hard_stop"}
@@ -76,7 +80,13 @@ def run_stage(
 
     ledger_state.update(ctx.run_dir, commit)
     loop_log.append(
-        ctx.log_path, iter_label=iter_label, stage=stage, status="ok", summary=summary, duration_sec=seconds
+        ctx.log_path,
+        iter_label=iter_label,
+        stage=stage,
+        status="ok",
+        summary=summary,
+        duration_sec=seconds,
+        tokens=ctx.tokens,
     )
     ctx.transcript.record(owner, "stage_end", stage, iter_label, summary=summary, seconds=round(seconds, 2))
     ctx.console.print(
@@ -105,6 +115,7 @@ def _hard_stop(ctx: RunContext, iter_label: str, stage: str, check: str, reason:
         status="error",
         summary=f"hard stop [{check}]: {reason}",
         duration_sec=seconds,
+        tokens=ctx.tokens,
     )
     ctx.transcript.record("reviewer", "hard_stop", stage, iter_label, check=check, reason=reason)
     ctx.console.print(

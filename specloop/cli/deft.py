@@ -55,6 +55,20 @@ def _finish(outcome: Outcome, as_json: bool) -> None:
     raise typer.Exit(outcome.exit_code)
 
 
+def _llm_options(workspace: Path, llm: str | None, record: Path | None) -> dict[str, Any]:
+    """Resolve the model once, at the start, so a resumed run uses the same one; a bad setting or
+    a missing key is reported here, before anything is created."""
+    from specloop.llm import get_llm, load_settings
+
+    setting = load_settings(llm, workspace=workspace).llm
+    get_llm(setting, workspace=workspace)
+    if record is not None and setting == "offline":
+        raise SpecloopError(
+            "--record needs a model: pass --llm or set SPECLOOP_LLM (the run would be offline)."
+        )
+    return {"llm": setting, "record": str(record.resolve()) if record is not None else None}
+
+
 def _run(
     workspace: Path,
     *,
@@ -66,8 +80,11 @@ def _run(
     as_json: bool,
     progress: bool,
     checkpointer: str | None,
+    llm: str | None = None,
+    record: Path | None = None,
 ) -> None:
     options: dict[str, Any] = {
+        **_llm_options(workspace, llm, record),
         "max_iterations": max_iterations,
         "far_target": _far_target(kpi_target),
         "epochs": epochs,
@@ -96,6 +113,13 @@ _YES = typer.Option(
 _JSON = typer.Option(False, "--json", help="Print a machine-readable summary on stdout (logs go to stderr).")
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
 _CKPT = typer.Option(None, "--checkpointer", help="A postgresql:// URL; default SQLite in the run directory.")
+_LLM = typer.Option(
+    None,
+    "--llm",
+    help="Chat model: offline (default), openai:<model>, anthropic:<model>, "
+    "openai-compatible:<base_url>:<model>, replay:<cassette.jsonl> (see docs/llm.md).",
+)
+_RECORD = typer.Option(None, "--record", help="Append every model call to this cassette (for replay).")
 
 
 @app.command()
@@ -109,6 +133,8 @@ def run(
     as_json: bool = _JSON,
     progress: bool = _PROGRESS,
     checkpointer: str | None = _CKPT,
+    llm: str | None = _LLM,
+    record: Path | None = _RECORD,
 ) -> None:
     """Start a DEFT run on a workspace (pre-flight, one approval, baseline, iterations, report)."""
     _run(
@@ -121,6 +147,8 @@ def run(
         as_json=as_json,
         progress=progress,
         checkpointer=checkpointer,
+        llm=llm,
+        record=record,
     )
 
 
@@ -134,6 +162,8 @@ def demo(
     yes: bool = _YES,
     as_json: bool = _JSON,
     progress: bool = _PROGRESS,
+    llm: str | None = _LLM,
+    record: Path | None = _RECORD,
 ) -> None:
     """Synthesize the small demo workspace if needed, then run the DEFT loop on it."""
     from specloop.skills.aoi.synth import synthesize_workspace
@@ -151,6 +181,8 @@ def demo(
         as_json=as_json,
         progress=progress,
         checkpointer=None,
+        llm=llm,
+        record=record,
     )
 
 

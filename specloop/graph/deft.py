@@ -30,8 +30,12 @@ from specloop.ledger import state as ledger_state
 
 
 def _ctx(state: DeftGraphState) -> RunContext:
+    options = state["options"]
     return RunContext.open(
-        Path(state["run_dir"]), Path(state["workspace"]), progress=state["options"].get("progress", True)
+        Path(state["run_dir"]),
+        Path(state["workspace"]),
+        progress=options.get("progress", True),
+        options=options,
     )
 
 

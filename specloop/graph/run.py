@@ -15,6 +15,7 @@ from specloop.errors import SpecloopError
 from specloop.graph.checkpointer import open_checkpointer
 from specloop.graph.deft import build_deft_graph
 from specloop.ledger import state as ledger_state
+from specloop.llm import BudgetExceeded
 from specloop.skills.aoi.check import check_workspace
 from specloop.skills.aoi.layout import Workspace
 
@@ -118,19 +119,40 @@ def drive(
             return _outcome(run_dir)
         else:
             first = None
-        if first is not None or not snapshot.interrupts:
-            graph.invoke(first, config, durability="sync")
-        while (snapshot := graph.get_state(config)).interrupts:
-            payload = snapshot.interrupts[0].value
-            if yes:
-                answer = {"approved": True, "by": "--yes flag"}
-            elif approver is not None:
-                if not approver(payload["summary"]):
-                    return _awaiting(run_dir)
-                answer = {"approved": True, "by": "person at the prompt"}
-            else:
+        try:
+            return _drive(graph, config, run_dir, first, snapshot, yes=yes, approver=approver)
+        except BudgetExceeded as exc:
+            return Outcome(
+                run_dir,
+                EXIT_HARD_STOP,
+                "budget_exceeded",
+                f"{exc} Continue with: specloop deft resume {run_dir}",
+            )
+
+
+def _drive(
+    graph: Any,
+    config: dict[str, Any],
+    run_dir: Path,
+    first: Any,
+    snapshot: Any,
+    *,
+    yes: bool,
+    approver: Approver | None,
+) -> Outcome:
+    if first is not None or not snapshot.interrupts:
+        graph.invoke(first, config, durability="sync")
+    while (snapshot := graph.get_state(config)).interrupts:
+        payload = snapshot.interrupts[0].value
+        if yes:
+            answer = {"approved": True, "by": "--yes flag"}
+        elif approver is not None:
+            if not approver(payload["summary"]):
                 return _awaiting(run_dir)
-            graph.invoke(Command(resume=answer), config, durability="sync")
+            answer = {"approved": True, "by": "person at the prompt"}
+        else:
+            return _awaiting(run_dir)
+        graph.invoke(Command(resume=answer), config, durability="sync")
     return _outcome(run_dir)
 
 

@@ -44,7 +44,7 @@ def append(
         "status": status,
         "summary": summary,
         "duration_sec": round(duration_sec, 2),
-        "tokens": tokens or {"input": 0, "output": 0, "cost_usd": 0.0},
+        "tokens": tokens or {"input": 0, "output": 0, "cost_usd": 0.0, "calls": 0},
     }
     _repair_torn_tail(path)
     append_line(path, json.dumps(entry, sort_keys=False))

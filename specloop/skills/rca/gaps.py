@@ -74,6 +74,10 @@ def analyze_gaps(
         "weak_by_label": weak_by_label,
         "selected_by_label": {str(k): int(v) for k, v in selected.groupby("label").size().items()},
         "n_selected": len(selected),
+        "weak_by_label_board": {
+            str(label): {str(b): int(n) for b, n in group.groupby("boardname").size().items()}
+            for label, group in gaps[gaps["is_weak"]].groupby("label")
+        },
     }
     atomic_write_json(out_dir / "metrics.json", metrics)
     atomic_write_text(out_dir / "weak_samples_breakdown.txt", _breakdown(gaps, selected, t100, t_target))
@@ -114,3 +118,38 @@ def _breakdown(gaps: pd.DataFrame, selected: pd.DataFrame, t100: float, t_target
     else:
         lines.append("  (none)")
     return "\n".join(lines) + "\n"
+
+
+def explain_gaps(metrics: dict[str, Any]) -> str:
+    """The RCA findings in words: where the false alarms and the hard defects are, and why they count."""
+    far, t100, t_target = (
+        metrics["far_at_100_recall"],
+        metrics["threshold_at_100_recall"],
+        metrics["target_threshold"],
+    )
+    by_board = metrics.get("weak_by_label_board", {})
+
+    def boards(label: str) -> str:
+        counts = sorted(by_board.get(label, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        return ", ".join(f"{b} {n}" for b, n in counts)
+
+    false_alarms = metrics["weak_by_label"].get(GOOD_LABEL, 0)
+    parts = [
+        f"FAR@100%R is {far:.2%}: to flag every defect the threshold must sit at {t100:.4f}, and "
+        f"{false_alarms} of {metrics['n_pass']} PASS rows score above it."
+    ]
+    if false_alarms:
+        parts.append(f"The false alarms come from boards {boards(GOOD_LABEL)}.")
+    hard = {k: v for k, v in metrics["weak_by_label"].items() if k != GOOD_LABEL}
+    if hard:
+        listed = "; ".join(f"{label} {n} ({boards(label)})" for label, n in sorted(hard.items()))
+        parts.append(
+            f"The threshold the target needs is {t_target:.4f}; these defects score at or below it, so they "
+            f"hold the threshold down: {listed}."
+        )
+    elif metrics["kpi_met"]:
+        parts.append("Every defect scores above every PASS row the target allows to pass.")
+    parts.append(
+        f"{metrics['n_selected']} of the weakest rows were selected as targets for the next iteration."
+    )
+    return " ".join(parts)
