@@ -67,7 +67,13 @@ def test_summary_of_a_met_kpi_names_the_report(full_run: Path, tmp_path: Path) -
 def test_summary_of_a_hard_stop_and_of_a_run_at_the_gate(full_run: Path, tmp_path: Path) -> None:
     run = _copy(full_run, tmp_path)
     state = json.loads((run / "deft_state.json").read_text())
-    state["stop"] = {"reason": "hard_stop", "iter": "iter2", "stage": "validate", "check": "leakage", "detail": "3 rows"}
+    state["stop"] = {
+        "reason": "hard_stop",
+        "iter": "iter2",
+        "stage": "validate",
+        "check": "leakage",
+        "detail": "3 rows",
+    }
     save(run, state)
     text = run_summary_markdown(run)
     assert text.startswith(f"## DEFT run `{run.name}`: hard stop at iter2 · validate [leakage]")
@@ -118,4 +124,6 @@ def test_documented_workflow_uses_real_commands_and_flags() -> None:
     for command, flags in used.items():
         help_text = runner.invoke(app, ["deft", command, "--help"], env={"COLUMNS": "200"}).output
         for flag in flags:
-            assert flag in help_text, f"docs/ci.md uses `specloop deft {command} {flag}`, which does not exist"
+            assert flag in help_text, (
+                f"docs/ci.md uses `specloop deft {command} {flag}`, which does not exist"
+            )
