@@ -1,0 +1,486 @@
+"""The chat session's wiring: the chat router graph, the thread that runs a DEFT graph while the
+person keeps talking, and the six actions the chat policies choose from.
+
+- The router is a small LangGraph graph: `understand` (the offline parser or a chat model picks
+  actions) → `act` (the actions run) → back to `understand` while a model reads the results.
+- A run started from the chat executes in a background thread of this process: the DEFT graph
+  of the run's thread (`thread_id` = run dir name), streamed node by node with
+  `durability="sync"`, so it can pause between stages when the chat closes. It stops at the
+  gate like any run; "go" resumes it with `{"approved": True, "by": "chat"}`.
+- The conversation is checkpointed in the run's own checkpointer, on the thread
+  `<run dir name>:chat` next to the run's thread (LangGraph keeps one root graph per thread, so
+  the two graphs cannot write the same thread id without overwriting each other's checkpoints).
+  `reopen` restores both. Every turn also goes into the run's transcript (`kind: chat`).
+- No terminal I/O here: `say` returns the new turns and background events go to `notify`.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import threading
+import traceback
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from specloop.agents.chat import ChatContext, Decision, ModelPolicy, OfflinePolicy, Turn, call_action
+from specloop.agents.chat_answers import (
+    AT_GATE,
+    FINISHED,
+    IDLE,
+    RUNNING,
+    explain_iteration,
+    report_text,
+    run_status,
+)
+from specloop.agents.context import MODEL_CALL, RunContext
+from specloop.errors import SpecloopError
+from specloop.graph.checkpointer import open_checkpointer
+from specloop.graph.deft import build_deft_graph
+from specloop.graph.run import Outcome, _outcome, _thread, create_run
+from specloop.ledger import state as ledger_state
+from specloop.ledger.requests import STOP_REQUEST, request_stop
+from specloop.llm import BudgetExceeded, LLMCall, get_llm, load_settings
+
+MAX_ROUNDS = 4  # model turns per message: choose actions, read results, … then answer
+LOBBY = {"configurable": {"thread_id": "chat"}}  # the conversation before any run exists
+APPROVED_BY = "chat"
+START_HINT = "Start one with e.g. “run the DEFT loop on ~/ws with 2 iterations and a 0.5% target”."
+
+
+@dataclass(frozen=True)
+class GateReached:
+    run_dir: Path
+    summary: str
+    question: str
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class RunPaused:
+    run_dir: Path
+    next_stage: str
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    run_dir: Path
+    message: str
+
+
+ChatEvent = GateReached | RunEnded | RunPaused | RunFailed
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """The conversation so far, what happens now, and the gate or the end if the run is at one."""
+
+    history: list[Turn]
+    note: str
+    event: GateReached | RunEnded | None
+
+
+class ChatState(TypedDict, total=False):
+    turns: Annotated[list[Turn], operator.add]
+    actions: list[dict[str, Any]]
+    rounds: int
+
+
+def chat_thread(run_dir: Path) -> dict[str, Any]:
+    return {"configurable": {"thread_id": f"{run_dir.name}:chat"}}
+
+
+def build_chat_graph(
+    policy: OfflinePolicy | ModelPolicy,
+    tools: dict[str, Callable[..., str]],
+    context: Callable[[], ChatContext],
+    checkpointer: BaseCheckpointSaver,
+) -> CompiledStateGraph:
+    """understand → (act → understand)* → END; the offline parser acts once and answers with the
+    results, a model reads them and answers in its own words (at most MAX_ROUNDS rounds)."""
+
+    def understand(state: ChatState) -> dict[str, Any]:
+        decision: Decision = policy.decide(state["turns"], context())
+        turn: Turn = {"role": "assistant", "text": decision.text}
+        if decision.actions:
+            turn["tool_calls"] = decision.actions
+        return {"turns": [turn], "actions": decision.actions, "rounds": state.get("rounds", 0) + 1}
+
+    def act(state: ChatState) -> dict[str, Any]:
+        results = [
+            {
+                "role": "tool",
+                "id": a["id"],
+                "name": a["name"],
+                "text": call_action(tools, a["name"], a["args"]),
+            }
+            for a in state["actions"]
+        ]
+        return {"turns": results, "actions": []}
+
+    def after_understand(state: ChatState) -> str:
+        return "act" if state.get("actions") else END
+
+    def after_act(state: ChatState) -> str:
+        return "understand" if policy.reads_results and state.get("rounds", 0) < MAX_ROUNDS else END
+
+    g = StateGraph(ChatState)
+    g.add_node("understand", understand)
+    g.add_node("act", act)
+    g.add_edge(START, "understand")
+    g.add_conditional_edges("understand", after_understand, ["act", END])
+    g.add_conditional_edges("act", after_act, ["understand", END])
+    return g.compile(checkpointer=checkpointer)
+
+
+class ChatSession:
+    """One person's chat: at most one current run, its background thread, and the conversation.
+
+    Use as a context manager. `say` handles one message; `reopen` picks up a run (at the gate, mid-run
+    or finished); `close` asks a running graph to pause after its current stage.
+    """
+
+    def __init__(
+        self,
+        *,
+        workspace: Path | None,
+        llm: str | None,
+        notify: Callable[[ChatEvent], None],
+    ) -> None:
+        self.default_workspace = workspace.expanduser().resolve() if workspace else None
+        self.notify = notify
+        self._llm_arg = llm
+        self.tools: dict[str, Callable[..., str]] = {
+            f.__name__: f
+            for f in (
+                self.start_run,
+                self.status,
+                self.report,
+                self.explain_iteration,
+                self.approve,
+                self.stop_after_iteration,
+            )
+        }
+        setting = load_settings(llm, workspace=self.default_workspace).llm
+        if setting == "offline":
+            self.policy: OfflinePolicy | ModelPolicy = OfflinePolicy()
+        else:
+            model = get_llm(setting, workspace=self.default_workspace, recorder=self._on_model_call)
+            self.policy = ModelPolicy(model, list(self.tools.values()))
+        self.run_dir: Path | None = None
+        self._run_stack = ExitStack()
+        self._deft: CompiledStateGraph | None = None
+        self._ctx: RunContext | None = None
+        self._lock = threading.Lock()
+        self._pending: list[
+            tuple[str, str, dict[str, Any]]
+        ] = []  # (agent, kind, data) not yet in a transcript
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._pause = threading.Event()
+        self._chat = build_chat_graph(self.policy, self.tools, self._context, InMemorySaver())
+        self._chat_config: dict[str, Any] = LOBBY
+
+    # --- the session --------------------------------------------------------------------------
+
+    def __enter__(self) -> ChatSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._run_stack.close()  # else the process is ending under a running stage: leave it be
+
+    @property
+    def busy(self) -> bool:
+        """A background thread is running the current run's graph (cleared before its event is sent)."""
+        return self._running
+
+    def history(self) -> list[Turn]:
+        return list(self._chat.get_state(self._chat_config).values.get("turns", []))
+
+    def say(self, text: str) -> list[Turn]:
+        """One message from the person; returns the turns it produced (assistant words and action
+        results), after recording them in the run's transcript."""
+        before = len(self.history())
+        run_before = self.run_dir
+        user: Turn = {"role": "user", "text": text}
+        out = self._chat.invoke({"turns": [user], "actions": [], "rounds": 0}, self._chat_config)
+        turns: list[Turn] = out["turns"]
+        if self.run_dir is not None and self.run_dir != run_before:
+            self._adopt_conversation(turns)
+        for turn in turns[before:]:
+            self._record("chat", "chat", dict(turn))
+        return turns[before + 1 :]
+
+    def reopen(self, run_dir: Path) -> Reopened:
+        """Pick up `run_dir`: the gate is shown again, a run closed mid-way continues."""
+        run_dir = run_dir.expanduser().resolve()
+        if not ledger_state.state_path(run_dir).is_file():
+            raise SpecloopError(f"{run_dir}: not a DEFT run directory (no deft_state.json).")
+        self._open_run(run_dir)
+        if self.default_workspace is None:
+            self.default_workspace = Path(ledger_state.load(run_dir)["workspace"])
+        history = self.history()
+        assert self._deft is not None
+        snapshot = self._deft.get_state(_thread(run_dir))
+        event: GateReached | RunEnded | None = None
+        if not snapshot.values:
+            self._start_graph(self._first_input())
+            note = f"Reopened {run_dir.name}; it had not started yet, so pre-flight runs now."
+        elif snapshot.interrupts:
+            note = f"Reopened {run_dir.name}, waiting at the gate."
+            event = self._gate(snapshot.interrupts[0].value)
+        elif snapshot.next:
+            self._start_graph(None)
+            note = f"Reopened {run_dir.name}; continuing from {snapshot.next[0]}."
+        else:
+            note = f"Reopened {run_dir.name}, which has finished."
+            event = RunEnded(_outcome(run_dir))
+        self._record("chat", "chat_reopened", {"note": note})
+        return Reopened(history, note, event)
+
+    def close(self) -> str | None:
+        """Ask a running graph to pause after its current stage; None when nothing is running."""
+        if not self.busy:
+            return None
+        self._pause.set()
+        assert self.run_dir is not None
+        return (
+            f"{self.run_dir.name} pauses after its current stage. Continue it later with: "
+            f"specloop chat --resume {self.run_dir}"
+        )
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background graph to reach a stop (gate, end, pause); True when it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()
+
+    # --- the actions (the tools a model may call; the offline parser dispatches to the same) ---
+
+    def start_run(
+        self,
+        workspace: str | None = None,
+        max_iterations: int | None = None,
+        far_target_percent: float | None = None,
+        epochs: int | None = None,
+    ) -> str:
+        """Start a DEFT run on a workspace. It runs pre-flight, then waits at the gate for approval.
+
+        Args:
+            workspace: The workspace folder (~ allowed); the chat's default workspace if omitted.
+            max_iterations: Iterations after the baseline (default 3).
+            far_target_percent: The FAR@100%-recall target in percent, e.g. 0.5 for 0.5% (default 1).
+            epochs: Baseline training epochs (default: the workspace spec's).
+        """
+        if self.busy:
+            assert self.run_dir is not None
+            return f"{self.run_dir.name} is still running; say “stop after this iteration” or wait for it to end."
+        ws = Path(workspace).expanduser() if workspace else self.default_workspace
+        if ws is None:
+            return "Which workspace should the run use? " + START_HINT
+        if max_iterations is not None and max_iterations < 1:
+            raise SpecloopError("a run needs at least 1 iteration after the baseline.")
+        if epochs is not None and epochs < 1:
+            raise SpecloopError("the baseline needs at least 1 epoch.")
+        if far_target_percent is not None and not 0 < far_target_percent < 100:
+            raise SpecloopError(f"a FAR target of {far_target_percent}% is not between 0% and 100%.")
+        if not ws.is_dir():
+            raise SpecloopError(f"{ws} is not a folder.")
+        options: dict[str, Any] = {
+            "llm": load_settings(self._llm_arg, workspace=ws).llm,
+            "record": None,
+            "max_iterations": max_iterations,
+            "far_target": far_target_percent / 100 if far_target_percent is not None else None,
+            "epochs": epochs,
+            "embedder": None,
+            "progress": False,  # bars would fight the prompt; each stage still prints its status line
+            "checkpointer": None,
+        }
+        run_dir = create_run(ws, options)
+        self._open_run(run_dir)
+        self._start_graph(self._first_input())
+        return (
+            f"Started {run_dir.name} in {run_dir}. Pre-flight runs first; then I show you its summary "
+            "and ask for your approval."
+        )
+
+    def status(self) -> str:
+        """Where the current run stands: waiting at the gate, running (which stage), or finished, with the KPI so far."""
+        if self.run_dir is None:
+            return "There is no run in this chat yet. " + START_HINT
+        return run_status(self.run_dir, self._activity())
+
+    def report(self) -> str:
+        """The path of the current run's HTML report and a text summary (trajectory, best model, stop reason)."""
+        if self.run_dir is None:
+            return "There is no run in this chat yet, so no report. " + START_HINT
+        return report_text(self.run_dir)
+
+    def explain_iteration(self, iteration: str = "latest") -> str:
+        """Explain from the run's ledger why an iteration improved or got worse.
+
+        Args:
+            iteration: "baseline", an iteration number such as "2", or "latest".
+        """
+        if self.run_dir is None:
+            return "There is no run in this chat yet. " + START_HINT
+        return explain_iteration(self.run_dir, str(iteration))
+
+    def approve(self) -> str:
+        """Approve the run waiting at the gate, so that training starts. Only when the person says so."""
+        if self.run_dir is None:
+            return "There is no run waiting for approval. " + START_HINT
+        if self.busy:
+            return f"Nothing to approve yet: {self.status()}"
+        assert self._deft is not None
+        if not self._deft.get_state(_thread(self.run_dir)).interrupts:
+            return f"Nothing is waiting for approval: {self.status()}"
+        self._start_graph(Command(resume={"approved": True, "by": APPROVED_BY}))
+        return (
+            f"Approved {self.run_dir.name} (recorded as approved by {APPROVED_BY}). Training starts now; "
+            "I will tell you when the run ends."
+        )
+
+    def stop_after_iteration(self) -> str:
+        """Let the current iteration finish, then end the loop (final report and best model) instead of starting another."""
+        if self.run_dir is None:
+            return "There is no run to stop."
+        if self._activity() == FINISHED:
+            return f"{self.run_dir.name} has already finished."
+        request_stop(self.run_dir, by=APPROVED_BY)
+        n = ledger_state.load(self.run_dir).get("current_iteration", 0)
+        label = "the baseline" if n == 0 else f"iteration {n}"
+        return (
+            f"Noted ({STOP_REQUEST}): {self.run_dir.name} stops after {label}'s RCA, then writes its final "
+            "report and best model."
+        )
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _context(self) -> ChatContext:
+        line = self.status() if self.run_dir is not None else "none"
+        return ChatContext(self.default_workspace, line)
+
+    def _activity(self) -> str:
+        if self.busy:
+            return RUNNING
+        assert self.run_dir is not None and self._deft is not None
+        snapshot = self._deft.get_state(_thread(self.run_dir))
+        if snapshot.interrupts:
+            return AT_GATE
+        if snapshot.values and not snapshot.next:
+            return FINISHED
+        return IDLE
+
+    def _open_run(self, run_dir: Path) -> None:
+        """Make `run_dir` the current run: its checkpointer, DEFT graph and chat thread."""
+        self._run_stack.close()
+        self._run_stack = ExitStack()
+        st = ledger_state.load(run_dir)
+        saver = self._run_stack.enter_context(
+            open_checkpointer(run_dir, st["config"]["options"].get("checkpointer"))
+        )
+        self._deft = build_deft_graph(saver)
+        self._chat = build_chat_graph(self.policy, self.tools, self._context, saver)
+        self._chat_config = chat_thread(run_dir)
+        self._ctx = RunContext.open(run_dir, Path(st["workspace"]))
+        self.run_dir = run_dir
+
+    def _adopt_conversation(self, turns: list[Turn]) -> None:
+        """Carry the conversation that started a run into that run's chat thread."""
+        self._chat.update_state(
+            self._chat_config, {"turns": turns, "actions": [], "rounds": 0}, as_node="understand"
+        )
+
+    def _first_input(self) -> dict[str, Any]:
+        assert self.run_dir is not None
+        st = ledger_state.load(self.run_dir)
+        return {
+            "run_dir": str(self.run_dir),
+            "workspace": st["workspace"],
+            "options": st["config"]["options"],
+            "iteration": 0,
+        }
+
+    def _gate(self, payload: dict[str, Any]) -> GateReached:
+        assert self.run_dir is not None
+        return GateReached(self.run_dir, payload["summary"], "Approve this DEFT run? Say “go” to start it.")
+
+    def _start_graph(self, first: Any) -> None:
+        with self._lock:
+            self._running = True
+        self._pause.clear()
+        self._thread = threading.Thread(target=self._run_graph, args=(first,), name="deft-run", daemon=True)
+        self._thread.start()
+
+    def _run_graph(self, first: Any) -> None:
+        assert self.run_dir is not None and self._deft is not None
+        run_dir, config = self.run_dir, _thread(self.run_dir)
+        event: ChatEvent
+        try:
+            for _ in self._deft.stream(first, config, durability="sync", stream_mode="updates"):
+                self._flush()  # between two stages: nothing else writes the transcript now
+                if self._pause.is_set():
+                    break
+            snapshot = self._deft.get_state(config)
+            if snapshot.interrupts:
+                event = self._gate(snapshot.interrupts[0].value)
+            elif snapshot.next:
+                event = RunPaused(run_dir, snapshot.next[0])
+            else:
+                event = RunEnded(_outcome(run_dir))
+        except BudgetExceeded as exc:
+            event = RunFailed(run_dir, f"{exc} Continue with: specloop chat --resume {run_dir}")
+        except SpecloopError as exc:
+            event = RunFailed(run_dir, str(exc))
+        except Exception as exc:  # a bug: report it to the person instead of dying silently in a thread
+            detail = (
+                traceback.format_exc()
+                if os.environ.get("SPECLOOP_DEBUG")
+                else "set SPECLOOP_DEBUG=1 for the traceback"
+            )
+            event = RunFailed(run_dir, f"unexpected error: {type(exc).__name__}: {exc} ({detail})")
+        finally:
+            with self._lock:
+                self._flush_locked()
+                self._running = False
+        self.notify(event)
+
+    def _on_model_call(self, call: LLMCall) -> None:
+        data = {k: v for k, v in call.to_dict().items() if k not in ("agent", "stage")}
+        self._record(call.agent, MODEL_CALL, data)
+
+    def _record(self, agent: str, kind: str, data: dict[str, Any]) -> None:
+        """Into the run's transcript now, or at the next stage boundary while a stage runs (one
+        writer at a time keeps the hash chain intact), or once a run exists."""
+        with self._lock:
+            self._pending.append((agent, kind, data))
+            if not self._running:
+                self._flush_locked()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._ctx is None or self.run_dir is None:
+            return
+        n = ledger_state.load(self.run_dir).get("current_iteration", 0)
+        label = "baseline" if n == 0 else f"iter{n}"
+        for agent, kind, data in self._pending:
+            self._ctx.transcript.record(agent, kind, "chat", label, **data)
+        self._pending.clear()
