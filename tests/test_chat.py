@@ -439,3 +439,42 @@ def test_model_chooses_the_actions_by_tool_calling(
         ]
         turns = session.say("status")
         assert "is waiting for your approval at the gate" in turns[-1]["text"]
+
+
+def test_offline_session_go_too_early_and_a_second_run(tiny_workspace: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(tiny_workspace, ws)
+    events: queue.Queue[ChatEvent] = queue.Queue()
+    with ChatSession(workspace=ws, llm="offline", notify=events.put) as session:
+        assert session.say("go")[-1]["text"].startswith("There is no run waiting for approval.")
+        turns = session.say("run the deft loop with 1 iteration")
+        assert turns[0]["text"].startswith(
+            f"Understood: run the DEFT loop on {ws}, 1 iteration, target FAR < 1%"
+        )
+        first = session.run_dir
+        assert first is not None
+        assert session.say("go")[-1]["text"].startswith("Nothing to approve yet: ")  # pre-flight still runs
+        assert isinstance(events.get(timeout=120), GateReached)
+        turns = session.say(f"start another run on {ws} with 2 iterations")
+        second = session.run_dir
+        assert second is not None and second != first
+        assert f"{first.name} stays as it was" in turns[-1]["text"]
+        assert isinstance(events.get(timeout=120), GateReached)
+        assert f"Run {second.name} on {ws} is waiting" in session.say("status")[-1]["text"]
+        assert session.say("stop")[-1]["text"].startswith("Stop how?")
+    for run in (first, second):
+        state = json.loads((run / "deft_state.json").read_text())
+        assert state["approval"] is None and state["status"] == "pending"
+        assert verify_chain(read_entries(run / "transcript.jsonl")) == []
+    said = [e["data"]["text"] for e in read_entries(second / "transcript.jsonl") if e["kind"] == "chat"]
+    assert said[0] == f"start another run on {ws} with 2 iterations" and said[-1].startswith("Stop how?")
+    with ChatSession(workspace=None, llm="offline", notify=events.put) as session:
+        history = session.reopen(second).history  # the whole conversation that led to the second run
+        assert [t["text"] for t in history if t["role"] == "user"] == [
+            "go",
+            "run the deft loop with 1 iteration",
+            "go",
+            f"start another run on {ws} with 2 iterations",
+            "status",
+            "stop",
+        ]

@@ -182,6 +182,7 @@ class ChatSession:
             self.policy = ModelPolicy(model, list(self.tools.values()))
         self.run_dir: Path | None = None
         self._run_stack = ExitStack()
+        self._retired: list[ExitStack] = []  # a previous run's checkpointer, closed once no graph uses it
         self._deft: CompiledStateGraph | None = None
         self._ctx: RunContext | None = None
         self._lock = threading.Lock()
@@ -201,6 +202,7 @@ class ChatSession:
 
     def __exit__(self, *exc: object) -> None:
         if self._thread is None or not self._thread.is_alive():
+            self._close_retired()
             self._run_stack.close()  # else the process is ending under a running stage: leave it be
 
     @property
@@ -221,6 +223,7 @@ class ChatSession:
         turns: list[Turn] = out["turns"]
         if self.run_dir is not None and self.run_dir != run_before:
             self._adopt_conversation(turns)
+        self._close_retired()
         for turn in turns[before:]:
             self._record("chat", "chat", dict(turn))
         return turns[before + 1 :]
@@ -231,6 +234,7 @@ class ChatSession:
         if not ledger_state.state_path(run_dir).is_file():
             raise SpecloopError(f"{run_dir}: not a DEFT run directory (no deft_state.json).")
         self._open_run(run_dir)
+        self._close_retired()
         if self.default_workspace is None:
             self.default_workspace = Path(ledger_state.load(run_dir)["workspace"])
         history = self.history()
@@ -310,12 +314,18 @@ class ChatSession:
             "progress": False,  # bars would fight the prompt; each stage still prints its status line
             "checkpointer": None,
         }
+        previous = self.run_dir
         run_dir = create_run(ws, options)
         self._open_run(run_dir)
         self._start_graph(self._first_input())
+        left = (
+            f" {previous.name} stays as it was; reopen it with: specloop chat --resume {previous}."
+            if previous is not None
+            else ""
+        )
         return (
             f"Started {run_dir.name} in {run_dir}. Pre-flight runs first; then I show you its summary "
-            "and ask for your approval."
+            f"and ask for your approval.{left}"
         )
 
     def status(self) -> str:
@@ -388,7 +398,7 @@ class ChatSession:
 
     def _open_run(self, run_dir: Path) -> None:
         """Make `run_dir` the current run: its checkpointer, DEFT graph and chat thread."""
-        self._run_stack.close()
+        self._retired.append(self._run_stack)  # the chat graph of this very message may still use it
         self._run_stack = ExitStack()
         st = ledger_state.load(run_dir)
         saver = self._run_stack.enter_context(
@@ -399,6 +409,10 @@ class ChatSession:
         self._chat_config = chat_thread(run_dir)
         self._ctx = RunContext.open(run_dir, Path(st["workspace"]))
         self.run_dir = run_dir
+
+    def _close_retired(self) -> None:
+        while self._retired:
+            self._retired.pop().close()
 
     def _adopt_conversation(self, turns: list[Turn]) -> None:
         """Carry the conversation that started a run into that run's chat thread."""
