@@ -147,7 +147,7 @@ def _synth_pool(run: RunRecords, out: Findings, ws: Workspace) -> None:
         out.add(
             "data.synth-pool",
             f"a synthetic pool file was {how.rstrip(')')} after the pool was staged",
-            file=path,
+            file=str(ws.root / path),
             where=f"listed in {rel}" if how != "added)" else None,
             expected=files.get(path, "not in the manifest"),
             found=how.rstrip(")"),

@@ -27,6 +27,9 @@ ITERATION_STAGES = (
 FINAL = "final"
 FINAL_STAGES = ("loop_stop",)
 _STOPPED = re.compile(r"stopped \((\w+)\)")
+# The keys every line carries (a log line's `tokens` is record.tokens' to check).
+LOG_KEYS = ("seq", "ts", "iter", "stage", "status", "summary", "duration_sec")
+TRANSCRIPT_KEYS = ("n", "ts", "agent", "kind", "iter", "stage", "data", "prev_hash", "hash")
 
 
 def stages_of(label: str) -> tuple[str, ...]:
@@ -56,9 +59,22 @@ def _readable(run: RunRecords, out: Findings) -> None:
     )
     if run.state_error:
         out.add("integrity.unreadable", f"the run state cannot be read: {run.state_error}", file=STATE_FILE)
-    for name, lines in ((LOG_FILE, run.log), (TRANSCRIPT_FILE, run.transcript)):
+    for name, lines, keys in (
+        (LOG_FILE, run.log, LOG_KEYS),
+        (TRANSCRIPT_FILE, run.transcript, TRANSCRIPT_KEYS),
+    ):
         for line in lines:
             if line.entry is not None:
+                missing = [k for k in keys if k not in line.entry]
+                if missing:
+                    out.add(
+                        "integrity.unreadable",
+                        f"the line lacks {', '.join(missing)}",
+                        file=name,
+                        where=f"line {line.number}",
+                        expected=", ".join(keys),
+                        found=", ".join(line.entry),
+                    )
                 continue
             torn = line is lines[-1] and not finished(run)
             out.add(
@@ -209,20 +225,20 @@ def _transcript_vs_log(run: RunRecords, out: Findings) -> None:
         if (label, stage) not in ended:
             out.add(
                 "integrity.transcript-log",
-                f"{label} · {stage} is logged as done but the transcript has no stage_end for it",
-                file=TRANSCRIPT_FILE,
-                where=f"{LOG_FILE} line {number}",
-                expected="a stage_end entry",
+                f"{label} · {stage} is logged as done but {TRANSCRIPT_FILE} has no stage_end for it",
+                file=LOG_FILE,
+                where=f"line {number}",
+                expected=f"a stage_end entry in {TRANSCRIPT_FILE}",
                 found="none",
             )
     for (label, stage), number in ended.items():
         if (label, stage) not in logged_ok:
             out.add(
                 "integrity.transcript-log",
-                f"the transcript ends {label} · {stage} but the stage log has no ok line for it",
-                file=LOG_FILE,
-                where=f"{TRANSCRIPT_FILE} line {number}",
-                expected="an ok log line",
+                f"the transcript ends {label} · {stage} but {LOG_FILE} has no ok line for it",
+                file=TRANSCRIPT_FILE,
+                where=f"line {number}",
+                expected=f"an ok line in {LOG_FILE}",
                 found="none",
             )
 

@@ -90,13 +90,14 @@ def _model_calls(run: RunRecords, out: Findings) -> dict[str, Any]:
     totals = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
     attempt: dict[tuple[str, str], dict[str, float]] = {}
     ended: dict[tuple[str, str], dict[str, float]] = {}
+    current: tuple[str, str] | None = None  # the stage attempt running: it owns the calls made in it
     for number, e in run.transcript_entries:
         key = (str(e.get("iter")), str(e.get("stage")))
         kind = e.get("kind")
         if kind == "stage_start":
-            attempt[key] = {"input": 0, "output": 0, "cost_usd": 0.0, "calls": 0}
+            current, attempt[key] = key, _zero()
         elif kind in ("stage_end", "hard_stop"):
-            ended[key] = attempt.get(key, {"input": 0, "output": 0, "cost_usd": 0.0, "calls": 0})
+            ended[key] = attempt.get(key, _zero())
         if kind != MODEL_CALL:
             continue
         data = e.get("data") or {}
@@ -120,16 +121,21 @@ def _model_calls(run: RunRecords, out: Findings) -> dict[str, Any]:
         totals["input_tokens"] += int(data["input_tokens"])
         totals["output_tokens"] += int(data["output_tokens"])
         totals["cost_usd"] += float(data["cost_usd"])
-        tally = attempt.setdefault(key, {"input": 0, "output": 0, "cost_usd": 0.0, "calls": 0})
-        tally["input"] += data["input_tokens"]
-        tally["output"] += data["output_tokens"]
-        tally["cost_usd"] += data["cost_usd"]
-        tally["calls"] += 1
+        if current is not None:
+            tally = attempt[current]
+            tally["input"] += data["input_tokens"]
+            tally["output"] += data["output_tokens"]
+            tally["cost_usd"] += data["cost_usd"]
+            tally["calls"] += 1
     if totals["calls"]:
         out.saw("record.model-call", f"{totals['calls']} model call(s)")
     _tallies(run, out, ended)
     totals["cost_usd"] = round(totals["cost_usd"], 6)
     return totals
+
+
+def _zero() -> dict[str, float]:
+    return {"input": 0, "output": 0, "cost_usd": 0.0, "calls": 0}
 
 
 def _tallies(run: RunRecords, out: Findings, ended: dict[tuple[str, str], dict[str, float]]) -> None:
@@ -153,7 +159,7 @@ def _tallies(run: RunRecords, out: Findings, ended: dict[tuple[str, str], dict[s
         if calls is None:
             continue
         differ = [k for k in ("input", "output", "calls") if k in tokens and tokens[k] != calls[k]] + (
-            [] if abs(float(tokens["cost_usd"]) - calls["cost_usd"]) <= 1e-6 else ["cost_usd"]
+            [] if abs(float(tokens["cost_usd"]) - calls["cost_usd"]) <= 1e-5 else ["cost_usd"]
         )
         if differ:
             out.add(
@@ -199,10 +205,10 @@ def _hard_stops(run: RunRecords, out: Findings) -> None:
         if key not in entries:
             out.add(
                 "record.hard-stop",
-                f"the hard stop at {key[0]} · {key[1]} has no transcript entry",
-                file=TRANSCRIPT_FILE,
-                where=f"{LOG_FILE} line {n}",
-                expected="a hard_stop entry",
+                f"the hard stop at {key[0]} · {key[1]} has no entry in {TRANSCRIPT_FILE}",
+                file=LOG_FILE,
+                where=f"line {n}",
+                expected=f"a hard_stop entry in {TRANSCRIPT_FILE}",
                 found="none",
             )
     for key, (n, e) in entries.items():
@@ -219,10 +225,10 @@ def _hard_stops(run: RunRecords, out: Findings) -> None:
         if key not in lines:
             out.add(
                 "record.hard-stop",
-                f"the transcript hard-stops {key[0]} · {key[1]} but the log has no error line for it",
-                file=LOG_FILE,
-                where=f"{TRANSCRIPT_FILE} line {n}",
-                expected="an error line",
+                f"the transcript hard-stops {key[0]} · {key[1]} but {LOG_FILE} has no error line for it",
+                file=TRANSCRIPT_FILE,
+                where=f"line {n}",
+                expected=f"an error line in {LOG_FILE}",
                 found="none",
             )
     if stopped and stop is not None:
