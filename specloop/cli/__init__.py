@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from specloop import __version__
-from specloop.cli import changenet, chat, deft, mine, workspace
+from specloop.cli import audit, changenet, chat, deft, mine, workspace
 from specloop.errors import SpecloopError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(workspace.app, name="workspace")
 app.add_typer(changenet.app, name="changenet")
 app.add_typer(deft.app, name="deft")
 app.command("mine")(mine.mine_command)
+app.command("audit")(audit.audit_command)
 app.command("chat")(chat.chat_command)
 
 err_console = Console(stderr=True)
