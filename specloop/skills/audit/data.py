@@ -14,7 +14,7 @@ import yaml
 from specloop.errors import ContractError
 from specloop.skills.aoi.layout import Workspace
 from specloop.skills.aoi.pool import changed_files, to_workspace_paths
-from specloop.skills.aoi.schema import FIRST_DATA_LINE, LEAKAGE_KEY, read_csv, unsafe_relative_path
+from specloop.skills.aoi.schema import FIRST_DATA_LINE, LEAKAGE_KEY, unsafe_relative_path
 from specloop.skills.audit.findings import Findings
 from specloop.skills.audit.records import STATE_FILE, TRANSCRIPT_FILE, RunRecords, inside
 
@@ -47,7 +47,7 @@ def training_csvs(run: RunRecords) -> list[tuple[str, Path]]:
 
 def _csv(run: RunRecords, out: Findings, check: str, path: Path) -> pd.DataFrame | None:
     try:
-        return read_csv(path, display=run.rel(path))
+        return run.frame(path)
     except ContractError as exc:
         out.add(check, str(exc), file=run.rel(path))
         return None
@@ -81,7 +81,7 @@ def _workspace_unchanged(run: RunRecords, out: Findings, ws: Workspace) -> None:
         recorded = (counts.get(split.name) or {}).get("rows")
         if recorded is None:
             continue
-        now = len(read_csv(split.csv)) if split.csv.is_file() else None
+        now = len(run.frame(split.csv)) if split.csv.is_file() else None
         if now != recorded:
             out.add(
                 "data.workspace",
@@ -93,22 +93,22 @@ def _workspace_unchanged(run: RunRecords, out: Findings, ws: Workspace) -> None:
             )
 
 
-def _held_out(ws: Workspace) -> dict[str, tuple[str, int]]:
+def _held_out(run: RunRecords, ws: Workspace) -> dict[str, tuple[str, int]]:
     """Leakage key → (held-out file, line), in the split's own and in workspace-root coordinates."""
     index: dict[str, tuple[str, int]] = {}
     for name in HELD_OUT:
         split = ws.split(name)
         if not split.csv.is_file():
             continue
-        raw = read_csv(split.csv)
+        raw, shown = run.frame(split.csv), ws.rel(split.csv)
         for frame in (raw, to_workspace_paths(raw, ws.rel(split.images_dir))):
             for i, key in enumerate(row_keys(frame)):
-                index.setdefault(key, (ws.rel(split.csv), i + FIRST_DATA_LINE))
+                index.setdefault(key, (shown, i + FIRST_DATA_LINE))
     return index
 
 
 def _leakage(run: RunRecords, out: Findings, ws: Workspace) -> None:
-    index = _held_out(ws)
+    index = _held_out(run, ws)
     base = ws.split("training").csv
     files: list[tuple[str, Path]] = [(str(base), base)] if base.is_file() else []
     files += [(run.rel(p), p) for _, p in training_csvs(run)]
@@ -164,9 +164,9 @@ def _synth_pool(run: RunRecords, out: Findings, ws: Workspace) -> None:
         )
     source = pool_dir / "source_pool.csv"
     if source.is_file():
-        src = pd.read_csv(source, dtype=str, keep_default_na=False, usecols=["source"])
-        mined = int((src["source"] == "mining_pool").sum())
-        if manifest.get("mining_pool_rows") != mined:
+        src = _csv(run, out, "data.synth-pool", source)
+        mined = int((src["source"] == "mining_pool").sum()) if src is not None and "source" in src else None
+        if src is not None and manifest.get("mining_pool_rows") != mined:
             out.add(
                 "data.synth-pool",
                 "the staged mining-pool rows differ from the manifest's count",
@@ -194,10 +194,13 @@ def _synth_pool(run: RunRecords, out: Findings, ws: Workspace) -> None:
             )
 
 
-def _rows(path: Path) -> int | None:
+def _rows(run: RunRecords, path: Path) -> int | None:
     if not path.is_file():
         return None
-    return len(pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[0]))
+    try:
+        return len(run.frame(path))
+    except ContractError:
+        return None
 
 
 def _provenance(run: RunRecords, out: Findings, ws: Workspace | None) -> None:
@@ -217,7 +220,10 @@ def _provenance(run: RunRecords, out: Findings, ws: Workspace | None) -> None:
             )
             previous = path
             continue
-        prov = pd.read_csv(prov_path, dtype=str, keep_default_na=False)
+        prov = _csv(run, out, "data.provenance", prov_path)
+        if prov is None or "source" not in prov:
+            previous = path
+            continue
         prel = run.rel(prov_path)
         out.saw("data.provenance", f"{rel}: {len(df)} rows from {prel}")
         if len(prov) != len(df):
@@ -257,21 +263,21 @@ def _sources(
     it_dir = run.dir / label
     base_rows = run.state.get("counts", {}).get("training", {}).get("rows") if ws is None else None
     if ws is not None and ws.split("training").csv.is_file():
-        base_rows = len(read_csv(ws.split("training").csv))
+        base_rows = len(run.frame(ws.split("training").csv))
     expected: dict[str, tuple[int | None, str]] = {
         "mining_pool": (
-            _rows(it_dir / "mining_filter" / "mined_rows.csv") or 0,
+            _rows(run, it_dir / "mining_filter" / "mined_rows.csv") or 0,
             f"{label}/mining_filter/mined_rows.csv",
         ),
         "synthetic": (
-            _rows(it_dir / "anomalygen" / "sdg_rows.csv") or 0,
+            _rows(run, it_dir / "anomalygen" / "sdg_rows.csv") or 0,
             f"{label}/anomalygen/sdg_rows.csv",
         ),
     }
     if previous is None:
         expected["base_train"] = (base_rows, "the workspace training set")
     else:
-        expected["previous_iter_train"] = (_rows(previous), run.rel(previous))
+        expected["previous_iter_train"] = (_rows(run, previous), run.rel(previous))
     for source in sorted(set(by_source) - set(expected)):
         out.add(
             "data.provenance",
@@ -435,16 +441,20 @@ def _outside(run: RunRecords, out: Findings) -> None:
         for p in (run.dir / SYNTH_DIR / "sdg_rows.csv", run.dir / SYNTH_DIR / "source_pool.csv")
         if p.is_file()
     ]
+    reasons: dict[str, str | None] = {}  # training sets repeat their rows: judge each path once
     for path in csvs:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=["input_path", "golden_path"])
+        df = _csv(run, out, "data.outside-workspace", path)
+        if df is None:
+            continue
         for col in ("input_path", "golden_path"):
-            bad = {v: unsafe_relative_path(v) for v in df[col].unique()}
-            for value, reason in bad.items():
-                if reason:
+            for value in df[col].unique():
+                if value not in reasons:
+                    reasons[value] = unsafe_relative_path(value)
+                if reasons[value]:
                     line = int((df[col] == value).to_numpy().argmax()) + FIRST_DATA_LINE
                     out.add(
                         "data.outside-workspace",
-                        f"{col} {reason}",
+                        f"{col} {reasons[value]}",
                         file=run.rel(path),
                         where=f"line {line}",
                         found=value,

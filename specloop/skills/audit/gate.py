@@ -10,18 +10,13 @@ from specloop.skills.audit.records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE,
 
 # Stages that only read and plan; every other stage writes models, data or reports.
 NO_SIDE_EFFECTS = frozenset({"preflight", GATE})
+# Who the loop records as approver (graph/run.py, graph/chat.py), and how that reads in the report.
 APPROVERS = {
     "--yes flag": "headless, approved by the --yes flag",
     "person at the prompt": "a person at the prompt",
+    "chat": "a person in chat (go)",
 }
 APPROVED_BY = "approved by "
-
-
-def approver_kind(by: str) -> str | None:
-    """How `by` approved, in words; None for an approver the loop never records."""
-    if by in APPROVERS:
-        return APPROVERS[by]
-    return f"in chat ({by})" if by.startswith("chat") else None
 
 
 def check_gate(run: RunRecords, out: Findings) -> dict[str, Any]:
@@ -144,14 +139,14 @@ def _approver(
     if not isinstance(by, str) or not by:
         out.add("gate.approver", "the approval does not say who gave it", file=first_file, where=first_where)
         return "unknown"
-    kind = approver_kind(by)
+    kind = APPROVERS.get(by)
     if kind is None:
         out.add(
             "gate.approver",
             f"approved by {by!r}, which is none of the loop's approvers",
             file=first_file,
             where=first_where,
-            expected=" or ".join([*APPROVERS, "chat …"]),
+            expected=" or ".join(APPROVERS),
             found=by,
             severity="warning",
         )

@@ -54,35 +54,47 @@ def _scannable(run: RunRecords) -> list[Path]:
 
 
 def _secrets(run: RunRecords, out: Findings) -> None:
+    """Scan every text file; a line already scanned elsewhere (training sets repeat the previous
+    iteration's rows) is not scanned again, but is reported again in each file that holds it."""
     secrets = known_secrets(run)
     files = _scannable(run)
+    seen: set[str] = set()
+    dirty: set[str] = set()
     skipped = 0
     for path in files:
         if path.stat().st_size > MAX_SCAN_BYTES:
             skipped += 1
             continue
-        text = path.read_bytes().decode("utf-8", errors="replace")
-        if redact(text, secrets) == text:
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        fresh = [line for line in dict.fromkeys(lines) if line not in seen]
+        seen.update(fresh)
+        chunk = "\n".join(fresh)
+        if redact(chunk, secrets) != chunk:
+            dirty.update(line for line in fresh if redact(line, secrets) != line)
+        if not dirty:
             continue
-        for number, line in enumerate(text.splitlines(), start=1):
-            clean = redact(line, secrets)
-            if clean == line:
-                continue
-            col = next(i for i, (a, b) in enumerate(zip(line, clean, strict=False)) if a != b)
-            shaped = redact(line, ()) != line
-            out.add(
-                "record.secret",
-                "a key-shaped string"
-                if shaped
-                else "a value of the workspace .env or a secret environment variable",
-                file=run.rel(path),
-                where=f"line {number}, column {col + 1}",
-                expected="no secret (masked as [REDACTED])",
-                found=f"{line[col : col + 4]}… (shown cut)" if shaped else "a secret value (not shown)",
-            )
+        for number, line in enumerate(lines, start=1):
+            if line in dirty:
+                _secret_found(run, out, path, number, line, secrets)
     out.saw("record.secret", f"{len(files) - skipped} text file(s), {len(secrets)} known secret value(s)")
     if skipped:
         out.saw("record.secret", f"{skipped} file(s) over {MAX_SCAN_BYTES >> 20} MB not scanned")
+
+
+def _secret_found(
+    run: RunRecords, out: Findings, path: Path, number: int, line: str, secrets: frozenset[str]
+) -> None:
+    clean = redact(line, secrets)
+    col = next(i for i, (a, b) in enumerate(zip(line, clean, strict=False)) if a != b)
+    shaped = redact(line, ()) != line
+    out.add(
+        "record.secret",
+        "a key-shaped string" if shaped else "a value of the workspace .env or a secret environment variable",
+        file=run.rel(path),
+        where=f"line {number}, column {col + 1}",
+        expected="no secret (masked as [REDACTED])",
+        found=f"{line[col : col + 4]}… (shown cut)" if shaped else "a secret value (not shown)",
+    )
 
 
 def _model_calls(run: RunRecords, out: Findings) -> dict[str, Any]:

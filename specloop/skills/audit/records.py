@@ -11,8 +11,11 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pandas as pd
+
 from specloop.errors import SpecloopError
 from specloop.ledger.files import sha256_file
+from specloop.skills.aoi.schema import read_csv
 
 STATE_FILE = "deft_state.json"
 LOG_FILE = "loop_log.jsonl"
@@ -69,6 +72,7 @@ class RunRecords:
     log: list[Line]
     transcript: list[Line]
     _hashes: dict[Path, str] = field(default_factory=dict, repr=False)
+    _frames: dict[Path, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def rel(self, path: Path) -> str:
         """A path as findings show it: relative to the run directory when inside it."""
@@ -91,6 +95,12 @@ class RunRecords:
         if path not in self._hashes:
             self._hashes[path] = sha256_file(path)
         return self._hashes[path]
+
+    def frame(self, path: Path) -> pd.DataFrame:
+        """A contract CSV, read once per audit; ContractError (one sentence) when unreadable."""
+        if path not in self._frames:
+            self._frames[path] = read_csv(path, display=self.rel(path))
+        return self._frames[path]
 
     @property
     def workspace(self) -> Path | None:
