@@ -27,20 +27,15 @@ def _summary(result: AuditResult, report: Path) -> None:
         n = sum(1 for f in result.findings if f.check == name)
         checks.add_row(name, f"[{STYLE[status]}]{status}[/]", str(n) if n else "")
     err_console.print(checks)
-    if result.findings:
-        found = Table(show_edge=False, show_lines=False)
-        for col in ("check", "where", "what", "expected", "found"):
-            found.add_column(col, overflow="fold")
-        for f in result.findings:
-            style = "red" if f.severity == "error" or result.strict else "yellow"
-            found.add_row(
-                f"[{style}]{f.check}[/]",
-                escape(f.location),
-                escape(f.message),
-                escape(f.expected or ""),
-                escape(f.found or ""),
+    for f in result.findings:
+        failing = f.severity == "error" or result.strict
+        mark = "[bold red]FAIL[/]" if failing else "[yellow]warn[/]"
+        err_console.print(f"{mark} [bold]{f.check}[/] {escape(f.location)}", highlight=False, soft_wrap=True)
+        err_console.print(f"     {escape(f.message)}", highlight=False)
+        if f.expected is not None or f.found is not None:
+            err_console.print(
+                f"     expected {escape(str(f.expected))} · found {escape(str(f.found))}", highlight=False
             )
-        err_console.print(found)
     facts = result.facts
     err_console.print(
         f"approval: {escape(str(facts.get('approval')))} · best: {escape(str(facts.get('best')))} · "

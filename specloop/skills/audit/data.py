@@ -81,7 +81,8 @@ def _workspace_unchanged(run: RunRecords, out: Findings, ws: Workspace) -> None:
         recorded = (counts.get(split.name) or {}).get("rows")
         if recorded is None:
             continue
-        now = len(run.frame(split.csv)) if split.csv.is_file() else None
+        df = _csv(run, out, "data.workspace", split.csv) if split.csv.is_file() else None
+        now = len(df) if df is not None else None
         if now != recorded:
             out.add(
                 "data.workspace",
@@ -93,14 +94,15 @@ def _workspace_unchanged(run: RunRecords, out: Findings, ws: Workspace) -> None:
             )
 
 
-def _held_out(run: RunRecords, ws: Workspace) -> dict[str, tuple[str, int]]:
+def _held_out(run: RunRecords, out: Findings, ws: Workspace) -> dict[str, tuple[str, int]]:
     """Leakage key → (held-out file, line), in the split's own and in workspace-root coordinates."""
     index: dict[str, tuple[str, int]] = {}
     for name in HELD_OUT:
         split = ws.split(name)
-        if not split.csv.is_file():
+        raw = _csv(run, out, "data.leakage", split.csv) if split.csv.is_file() else None
+        if raw is None:
             continue
-        raw, shown = run.frame(split.csv), ws.rel(split.csv)
+        shown = ws.rel(split.csv)
         for frame in (raw, to_workspace_paths(raw, ws.rel(split.images_dir))):
             for i, key in enumerate(row_keys(frame)):
                 index.setdefault(key, (shown, i + FIRST_DATA_LINE))
@@ -108,7 +110,7 @@ def _held_out(run: RunRecords, ws: Workspace) -> dict[str, tuple[str, int]]:
 
 
 def _leakage(run: RunRecords, out: Findings, ws: Workspace) -> None:
-    index = _held_out(run, ws)
+    index = _held_out(run, out, ws)
     base = ws.split("training").csv
     files: list[tuple[str, Path]] = [(str(base), base)] if base.is_file() else []
     files += [(run.rel(p), p) for _, p in training_csvs(run)]
@@ -143,14 +145,14 @@ def _synth_pool(run: RunRecords, out: Findings, ws: Workspace) -> None:
     files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
     out.saw("data.synth-pool", f"{len(files)} pool file(s) against their sha256")
     for change in changed_files(ws, {"files": files}):
-        path, _, how = change.rpartition(" (")
+        path, _, how = change.removesuffix(")").rpartition(" (")  # "rel/path (modified)"
         out.add(
             "data.synth-pool",
-            f"a synthetic pool file was {how.rstrip(')')} after the pool was staged",
+            f"a synthetic pool file was {how} after the pool was staged",
             file=str(ws.root / path),
-            where=f"listed in {rel}" if how != "added)" else None,
+            where=f"listed in {rel}" if how != "added" else None,
             expected=files.get(path, "not in the manifest"),
-            found=how.rstrip(")"),
+            found=how,
         )
     sdg = run.dir / SYNTH_DIR / "sdg_rows.csv"
     sdg_df = _csv(run, out, "data.synth-pool", sdg) if sdg.is_file() else None
@@ -206,49 +208,58 @@ def _rows(run: RunRecords, path: Path) -> int | None:
 def _provenance(run: RunRecords, out: Findings, ws: Workspace | None) -> None:
     previous: Path | None = None
     for label, path in training_csvs(run):
-        rel = run.rel(path)
-        prov_path = path.with_name(f"{path.stem}_provenance.csv")
-        df = _csv(run, out, "data.provenance", path)
-        if df is None:
-            continue
-        if not prov_path.is_file():
-            out.add(
-                "data.provenance",
-                "the training CSV has no provenance file",
-                file=run.rel(prov_path),
-                found="missing",
-            )
-            previous = path
-            continue
-        prov = _csv(run, out, "data.provenance", prov_path)
-        if prov is None or "source" not in prov:
-            previous = path
-            continue
-        prel = run.rel(prov_path)
-        out.saw("data.provenance", f"{rel}: {len(df)} rows from {prel}")
-        if len(prov) != len(df):
-            out.add(
-                "data.provenance",
-                "the provenance file and the training CSV differ in rows",
-                file=prel,
-                expected=f"{len(df)} rows ({rel})",
-                found=f"{len(prov)} rows",
-            )
-        else:
-            differ = (row_keys(prov) != row_keys(df)).to_numpy().nonzero()[0] if len(df) else []
-            if len(differ):
-                out.add(
-                    "data.provenance",
-                    "a training row is not the row its provenance line names",
-                    file=rel,
-                    where=f"line {int(differ[0]) + FIRST_DATA_LINE}",
-                    expected=f"the row of {prel} line {int(differ[0]) + FIRST_DATA_LINE}",
-                    found="a different row",
-                )
-        by_source = {str(k): int(v) for k, v in prov["source"].value_counts().items()}
-        _sources(run, out, label, prel, by_source, previous, ws)
-        _state_counts(run, out, label, len(df), by_source)
+        _one_provenance(run, out, ws, label, path, previous)
         previous = path
+
+
+def _one_provenance(
+    run: RunRecords, out: Findings, ws: Workspace | None, label: str, path: Path, previous: Path | None
+) -> None:
+    rel = run.rel(path)
+    prov_path = path.with_name(f"{path.stem}_provenance.csv")
+    prel = run.rel(prov_path)
+    df = _csv(run, out, "data.provenance", path)
+    if df is None:
+        return
+    if not prov_path.is_file():
+        out.add("data.provenance", "the training CSV has no provenance file", file=prel, found="missing")
+        return
+    prov = _csv(run, out, "data.provenance", prov_path)
+    if prov is None or "source" not in prov:
+        return
+    out.saw("data.provenance", f"{rel}: {len(df)} rows from {prel}")
+    if len(prov) != len(df):
+        out.add(
+            "data.provenance",
+            "the provenance file and the training CSV differ in rows",
+            file=prel,
+            expected=f"{len(df)} rows ({rel})",
+            found=f"{len(prov)} rows",
+        )
+    else:
+        differ = (row_keys(prov) != row_keys(df)).to_numpy().nonzero()[0] if len(df) else []
+        if len(differ):
+            line = int(differ[0]) + FIRST_DATA_LINE
+            out.add(
+                "data.provenance",
+                "a training row is not the row its provenance line names",
+                file=rel,
+                where=f"line {line}",
+                expected=f"the row of {prel} line {line}",
+                found="a different row",
+            )
+    by_source = {str(k): int(v) for k, v in prov["source"].value_counts().items()}
+    _sources(run, out, label, prel, by_source, previous, ws)
+    _state_counts(run, out, label, len(df), by_source)
+
+
+def _base_rows(run: RunRecords, ws: Workspace | None) -> int | None:
+    """Rows of the workspace training set as the run read it (the state), else as it is now."""
+    counts = run.state.get("counts")
+    recorded = ((counts or {}).get("training") or {}).get("rows") if isinstance(counts, dict) else None
+    if isinstance(recorded, int):
+        return recorded
+    return _rows(run, ws.split("training").csv) if ws is not None else None
 
 
 def _sources(
@@ -260,10 +271,8 @@ def _sources(
     previous: Path | None,
     ws: Workspace | None,
 ) -> None:
+    """Each source's row count in the provenance equals the file that source came from."""
     it_dir = run.dir / label
-    base_rows = run.state.get("counts", {}).get("training", {}).get("rows") if ws is None else None
-    if ws is not None and ws.split("training").csv.is_file():
-        base_rows = len(run.frame(ws.split("training").csv))
     expected: dict[str, tuple[int | None, str]] = {
         "mining_pool": (
             _rows(run, it_dir / "mining_filter" / "mined_rows.csv") or 0,
@@ -275,7 +284,7 @@ def _sources(
         ),
     }
     if previous is None:
-        expected["base_train"] = (base_rows, "the workspace training set")
+        expected["base_train"] = (_base_rows(run, ws), "the workspace training set")
     else:
         expected["previous_iter_train"] = (_rows(run, previous), run.rel(previous))
     for source in sorted(set(by_source) - set(expected)):

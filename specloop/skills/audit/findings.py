@@ -17,7 +17,7 @@ EXIT_FINDINGS = 1
 
 # Every check the audit runs, by name, with what it guards. docs/audit.md explains each one.
 CHECKS: dict[str, str] = {
-    "integrity.unreadable": "every record file parses: state JSON, one JSON object per log/transcript line",
+    "integrity.unreadable": "the records parse: state JSON, one JSON object with its keys per log/transcript line",
     "integrity.transcript-chain": "transcript.jsonl hash chain unbroken (no edited, removed or reordered entry)",
     "integrity.transcript-log": "every finished stage has its loop_log line and its transcript stage_end",
     "integrity.log-seq": "loop_log.jsonl seq runs 1, 2, 3 … without gaps or repeats",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from specloop.ledger.files import atomic_write_text
 from specloop.skills.audit.findings import CHECKS, AuditResult, Finding
@@ -25,6 +26,23 @@ def _finding_row(f: Finding) -> str:
     )
 
 
+def _stop(stop: Any) -> str:
+    if not isinstance(stop, dict):
+        return "not stopped"
+    if stop.get("reason") == "hard_stop":
+        return f"hard stop at {stop.get('iter')} · {stop.get('stage')} [{stop.get('check')}]"
+    return str(stop.get("reason"))
+
+
+def _calls(usage: dict[str, Any]) -> str:
+    if not usage.get("calls"):
+        return "none (offline policies)"
+    return (
+        f"{usage['calls']}, {usage['input_tokens']:,} tokens in, {usage['output_tokens']:,} out, "
+        f"${usage['cost_usd']:.4f}"
+    )
+
+
 def render_markdown(result: AuditResult) -> str:
     facts = result.facts
     lines = [
@@ -33,11 +51,11 @@ def render_markdown(result: AuditResult) -> str:
         f"- Run: `{result.run_dir}`",
         f"- Verdict: **{result.verdict}**"
         + (" (strict: warnings count as findings)" if result.strict else ""),
-        f"- Status: {facts.get('status')}; stop: {facts.get('stop')}",
+        f"- Status: {facts.get('status')}; stop: {_stop(facts.get('stop'))}",
         f"- Stages logged: {facts.get('stages')}; iterations: {', '.join(facts.get('iterations') or []) or 'none'}",
         f"- Approval: {facts.get('approval')}",
         f"- Best model: {facts.get('best')}",
-        f"- Model calls: {facts.get('model_calls')}",
+        f"- Model calls: {_calls(facts.get('model_calls') or {})}",
         f"- Audited in {result.seconds:.2f} s",
         "",
         "## Findings",
