@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,3 +19,24 @@ def tiny_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "tiny_ws"
     synthesize_workspace(root, size="tiny", seed=0, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tiny_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workspace of one finished headless DEFT run on the tiny workspace (baseline + one
+    iteration, 2 epochs), shared by the session. Read-only: copy the workspace to change anything."""
+    ws = tmp_path_factory.mktemp("finished") / "ws"
+    shutil.copytree(tiny_workspace, ws)
+    argv = ["deft", "run", "--workspace", str(ws), "--yes", "--json", "--epochs", "2", "--max-iterations", "1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "specloop", *argv, "--no-progress"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    (ws / "run_stdout.json").write_text(proc.stdout, encoding="utf-8")
+    return ws

@@ -16,6 +16,7 @@ from specloop.skills import changenet
 from specloop.skills.aoi.assemble import validate_training_csv
 from specloop.skills.aoi.pool import to_workspace_paths
 from specloop.skills.aoi.schema import read_csv
+from specloop.skills.contracts import missing_inputs, run_checks
 from specloop.skills.rca.gaps import analyze_gaps, explain_gaps
 
 CANDIDATES = ("best_val", "latest")
@@ -29,14 +30,24 @@ class Reviewer(Agent):
         contract = contracts().get(stage)
         if contract is None:
             raise HardStop("missing-reference", f"no contract for stage {stage!r} in the shipped specs")
-        from specloop.skills.contracts import run_checks
-
         results = run_checks(contract, self.ctx.run_dir, {"iter": iter_label, **(extra or {})})
         for r in results:
             self.record("check", stage, iter_label, check=r.check, ok=r.ok, detail=r.detail)
         failed = [r for r in results if not r.ok]
         if failed:
             raise HardStop(failed[0].check, failed[0].detail)
+
+    def check_inputs(self, stage: str, iter_label: str, extra: dict[str, str] | None = None) -> None:
+        """Before a stage acts: every input its contract names is there, else a hard stop naming it."""
+        contract = contracts().get(stage)
+        if contract is None:
+            return
+        missing = missing_inputs(
+            contract, self.ctx.run_dir, self.ctx.workspace.root, {"iter": iter_label, **(extra or {})}
+        )
+        self.record("check", stage, iter_label, check="inputs present", ok=not missing, detail=missing)
+        if missing:
+            raise HardStop("missing-reference", f"stage {stage} needs {missing[0]}, which is not there")
 
     def inference(self, iter_label: str) -> str:
         spec = stage_spec(self.ctx, iter_label, "train")

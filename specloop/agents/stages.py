@@ -61,6 +61,7 @@ def run_stage(
     ctx.transcript.record(owner, "stage_start", stage, iter_label)
     start = time.monotonic()
     try:
+        Reviewer(ctx).check_inputs(stage, iter_label, check_vars)
         summary, record = act()
         Reviewer(ctx).check_stage(stage, iter_label, check_vars)
     except BudgetExceeded:

@@ -93,6 +93,21 @@ def run_checks(contract: Contract, run_dir: Path, variables: dict[str, str]) -> 
     return results
 
 
+def missing_inputs(
+    contract: Contract, run_dir: Path, workspace: Path, variables: dict[str, str]
+) -> list[str]:
+    """The contract's inputs that are not there. `<workspace>/…` is under the workspace; other
+    paths are looked up in the run directory, then the workspace; `<name>` and `*` match any."""
+    missing = []
+    for pattern in contract.inputs:
+        text = re.sub(r"<(?!workspace>)[^>]+>", "*", pattern.format(**variables))
+        roots = [workspace] if text.startswith("<workspace>/") else [run_dir, workspace]
+        rel = text.removeprefix("<workspace>/")
+        if not any(any(root.glob(rel)) if "*" in rel else (root / rel).exists() for root in roots):
+            missing.append(pattern.format(**variables))
+    return missing
+
+
 def _evaluate(kind: str, check: dict[str, Any], path: Path | None) -> tuple[bool, str]:
     assert path is not None
     if kind == "exists":
