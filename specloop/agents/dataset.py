@@ -3,6 +3,7 @@ the production pool and assembles the next training set."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,7 +17,7 @@ from specloop.skills.aoi.assemble import assemble
 from specloop.skills.aoi.pool import require_unchanged, stage_pool, to_workspace_paths
 from specloop.skills.aoi.schema import LEAKAGE_KEY, leakage_keys, read_csv, write_csv
 from specloop.skills.aoi.spec import load_spec
-from specloop.skills.mining import EmbeddingCache, get_embedder, mine
+from specloop.skills.mining import EmbeddingCache, get_embedder, mine, random_draw
 from specloop.skills.rca.routing import route
 
 SYNTH_DIR = "synth_pool"
@@ -175,7 +176,11 @@ class Dataset(Agent):
         for w in result.warnings:
             self.record("warning", "data_mining", iter_label, message=w)
             self.ctx.console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+        strategy = cfg.get("mining_strategy", "knn")
+        if strategy == "random":
+            self._random_control(iter_label, pool, result.kept, exclude, out_dir / "mined_rows.csv")
         return {
+            "strategy": strategy,
             "kept": result.kept,
             "candidates": result.candidates,
             "rejected": result.rejected,
@@ -184,6 +189,23 @@ class Dataset(Agent):
             "embedder": result.embedder,
             "warnings": result.warnings,
         }
+
+    def _random_control(
+        self, iter_label: str, pool: pd.DataFrame, n: int, exclude: dict[str, pd.DataFrame], out: Path
+    ) -> None:
+        """Replace the mined rows by as many rows drawn at random from the eligible pool."""
+        seed = int(iter_label.removeprefix("iter"))
+        rows = self.tool(
+            "mining.random_draw",
+            "data_mining",
+            iter_label,
+            random_draw,
+            pool=pool,
+            n=n,
+            exclude=exclude,
+            seed=seed,
+        )
+        write_csv(rows, out)
 
     def _embedder_name(self) -> str:
         cfg = self.ctx.config()

@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "min_similarity": 0.9,
     "far_target": 0.01,
     "embedder": "siglip",
+    "mining_strategy": "knn",  # "random": the ablation's control arm, same row budget
 }
 DEFAULT_EPOCHS = 20
 # Rough CPU training speed for a small CNN at 64 px per light (FACTS.md), used for the estimate only.
@@ -91,7 +92,12 @@ class Planner(Agent):
             f"- KPI: {kpi_target_text(cfg['far_target'])} at 100 % defect recall on `kpi/testing_set.csv`; "
             "`kpi/holdout_set.csv` scored for the report only",
             f"- Iterations: up to {cfg['max_iterations']}; top-k per target {cfg['top_k_per_target']}; "
-            f"min similarity {cfg['min_similarity']}",
+            f"min similarity {cfg['min_similarity']}; new rows by {cfg['mining_strategy']}"
+            + (
+                " (random draw: the ablation control)"
+                if cfg["mining_strategy"] == "random"
+                else " neighbours"
+            ),
             f"- Model: ChangeNet `{spec.model.backbone.type}` ({spec.model.classify.difference_module} head), "
             f"{spec.dataset.classify.image_width}x{spec.dataset.classify.image_height} px, lights "
             f"{', '.join(spec.lights()) or 'one'} joined {spec.dataset.classify.concat_type or 'linear'}",

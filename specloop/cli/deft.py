@@ -82,12 +82,18 @@ def _run(
     checkpointer: str | None,
     llm: str | None = None,
     record: Path | None = None,
+    finetune_epochs: int | None = None,
+    mining: str = "knn",
 ) -> None:
+    if mining not in ("knn", "random"):
+        raise SpecloopError(f"--mining {mining!r} is not one of knn, random.")
     options: dict[str, Any] = {
         **_llm_options(workspace, llm, record),
         "max_iterations": max_iterations,
         "far_target": _far_target(kpi_target),
         "epochs": epochs,
+        "finetune_epochs": finetune_epochs,
+        "mining_strategy": mining,
         "embedder": embedder,
         "progress": progress,
         "checkpointer": checkpointer,
@@ -120,6 +126,12 @@ _LLM = typer.Option(
     "openai-compatible:<base_url>:<model>, replay:<cassette.jsonl> (see docs/llm.md).",
 )
 _RECORD = typer.Option(None, "--record", help="Append every model call to this cassette (for replay).")
+_FT_EPOCHS = typer.Option(
+    None, "--finetune-epochs", help="Epochs per iteration (default: half the baseline's)."
+)
+_MINING = typer.Option(
+    "knn", "--mining", help="knn (default), or random: as many rows drawn at random (an ablation control)."
+)
 
 
 @app.command()
@@ -135,6 +147,8 @@ def run(
     checkpointer: str | None = _CKPT,
     llm: str | None = _LLM,
     record: Path | None = _RECORD,
+    finetune_epochs: int | None = _FT_EPOCHS,
+    mining: str = _MINING,
 ) -> None:
     """Start a DEFT run on a workspace (pre-flight, one approval, baseline, iterations, report)."""
     _run(
@@ -149,6 +163,8 @@ def run(
         checkpointer=checkpointer,
         llm=llm,
         record=record,
+        finetune_epochs=finetune_epochs,
+        mining=mining,
     )
 
 

@@ -12,7 +12,7 @@ from specloop.skills.mining.embedders import (
     resolve_embedder,
 )
 from specloop.skills.mining.knn import INDEXES, build_index, knn, numpy_topk, recall_at_k, search
-from specloop.skills.mining.mine import MiningResult, Selection, mine, select
+from specloop.skills.mining.mine import MiningResult, Selection, mine, random_draw, select
 from specloop.skills.mining.precheck import label_precheck, yield_check
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "label_precheck",
     "mine",
     "numpy_topk",
+    "random_draw",
     "recall_at_k",
     "resolve_embedder",
     "search",

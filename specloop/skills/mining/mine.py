@@ -473,3 +473,14 @@ def _write_outputs(
     _atomic_write(files["target_embeddings"], embeddings)
     _atomic_write(files["mining_summary"], text)
     result.files = files
+
+
+def random_draw(
+    pool: pd.DataFrame, n: int, *, exclude: Mapping[str, pd.DataFrame] | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """`n` pool rows drawn uniformly at random from those `mine` could have kept (the same
+    exclusions and de-duplication): the control arm of a mined-vs-random ablation."""
+    keep, _ = _exclusions(pool, exclude)
+    eligible = np.flatnonzero(keep)
+    picked = np.random.default_rng(seed).choice(eligible, size=min(n, len(eligible)), replace=False)
+    return pool.iloc[np.sort(picked)].reset_index(drop=True)
