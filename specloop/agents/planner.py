@@ -175,10 +175,7 @@ class Planner(Agent):
             why = "RCA selected no weak samples to act on."
         else:
             decision = {"stop": False, "reason": "continue", "next_iteration": n + 1}
-            why = (
-                f"FAR@100%R {far:.2%} vs target < {target:.2%}; {rca['n_selected']} weak targets "
-                f"selected; going to iteration {n + 1}."
-            )
+            why = f"FAR@100%R {far:.2%} vs target < {target:.2%}; going to iteration {n + 1}."
         facts = {
             "iteration": n,
             "max_iterations": st["max_iterations"],

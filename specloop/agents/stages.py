@@ -17,6 +17,7 @@ from specloop.ledger import loop_log
 from specloop.ledger import state as ledger_state
 from specloop.llm import BudgetExceeded
 
+FINAL = "final"  # the label of the one stage after the iterations, loop_stop
 NEXT_STAGE = {
     "preflight": "approval_gate",
     "train": "inference",
@@ -75,6 +76,8 @@ def run_stage(
     seconds = time.monotonic() - start
 
     def commit(st: dict[str, Any]) -> None:
+        if iter_label == FINAL:
+            return  # loop_stop belongs to no iteration; its outcome is the state's `stop` and `best`
         it = ledger_state.iteration(st, iter_label)
         it.update(record)
         it["stage_completed"] = stage
@@ -106,7 +109,8 @@ def _hard_stop(ctx: RunContext, iter_label: str, stage: str, check: str, reason:
             "check": check,
             "detail": reason,
         }
-        ledger_state.iteration(st, iter_label)["status"] = "failed"
+        if iter_label != FINAL:
+            ledger_state.iteration(st, iter_label)["status"] = "failed"
 
     ledger_state.update(ctx.run_dir, stop)
     loop_log.append(

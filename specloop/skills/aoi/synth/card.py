@@ -74,7 +74,7 @@ dataset:
       with_random_crop: false
       augment: true
 train:
-  num_epochs: 8
+  num_epochs: 5
   num_nodes: 1
   seed: 1234
   validation_interval: 1
