@@ -347,11 +347,26 @@ def test_tampering_is_found_and_located(copy_run: Path, tamper: Tamper) -> None:
 
 def test_a_planted_key_never_reaches_the_reports(copy_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plant_fake_key(copy_run)
+    with (copy_run / "loop_log.jsonl").open("a") as log:  # a corrupted line quotes its text in a finding
+        log.write(f'{{"seq": 19, "summary": "{FAKE_KEY}\n')
     code, stdout, stderr = _audit_cli(capsys, str(copy_run), "--json")
     assert code == 1, stderr[-2000:]
-    assert "record.secret" in stderr
+    assert "record.secret" in stderr and "integrity.unreadable" in stderr
     for text in (stdout, stderr, (copy_run / REPORT_FILE).read_text(), (copy_run / JSON_FILE).read_text()):
         assert FAKE_KEY not in text and FAKE_KEY[8:] not in text
+
+
+def test_a_secret_from_the_environment_is_found_and_not_shown(
+    copy_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "correct-horse-battery-staple-42"
+    monkeypatch.setenv("VENDOR_API_TOKEN", secret)
+    summary = copy_run / "preflight_summary.md"
+    summary.write_text(summary.read_text() + f"token used: {secret}\n")
+    result = audit_run(copy_run)
+    (finding,) = [f for f in result.findings if f.check == "record.secret"]
+    assert finding.file == "preflight_summary.md" and finding.found == "a secret value (not shown)"
+    assert secret not in json.dumps(result.to_dict())
 
 
 def test_strict_turns_warnings_into_findings(copy_run: Path) -> None:

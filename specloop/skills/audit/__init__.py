@@ -40,7 +40,7 @@ def audit_run(run_dir: Path, *, strict: bool = False) -> AuditResult:
     """Audit `run_dir` (finished, stopped or crashed); raise NotARunError when it is not a run."""
     start = time.perf_counter()
     run = load_records(run_dir)
-    out = Findings()
+    out = Findings(secrets=run.secrets)
     check_integrity(run, out)
     facts = _facts(run)
     facts |= check_gate(run, out)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from specloop.llm.redaction import redact
+
 Severity = Literal["error", "warning"]
 
 EXIT_CLEAN = 0
@@ -65,8 +67,12 @@ class Finding:
 
 @dataclass
 class Findings:
-    """The collector every check writes to; `examined` records what each check looked at."""
+    """The collector every check writes to; `examined` records what each check looked at.
 
+    Findings quote the run's files, so every text is redacted of `secrets` (and key-shaped
+    strings) here, once for all checks: the report never repeats a secret it found."""
+
+    secrets: frozenset[str] = frozenset()
     items: list[Finding] = field(default_factory=list)
     examined: dict[str, list[str]] = field(default_factory=dict)
 
@@ -83,15 +89,19 @@ class Findings:
     ) -> None:
         if check not in CHECKS:
             raise KeyError(f"unknown audit check {check!r}")
+
+        def clean(value: Any) -> str | None:
+            return None if value is None else redact(str(value), self.secrets)
+
         self.items.append(
             Finding(
                 check,
                 severity,
-                message,
-                file,
-                where,
-                None if expected is None else str(expected),
-                None if found is None else str(found),
+                redact(message, self.secrets),
+                clean(file),
+                clean(where),
+                clean(expected),
+                clean(found),
             )
         )
 

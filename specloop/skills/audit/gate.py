@@ -33,8 +33,8 @@ def check_gate(run: RunRecords, out: Findings) -> dict[str, Any]:
         out.saw("gate.approval", "no approval yet and nothing with side effects ran: waiting at the gate")
         return {"approval": "not given yet (the run waits at the gate)"}
     out.saw("gate.approval", f"{len(approvals)} transcript approval(s), {len(gate_lines)} log line(s)")
-    _count(out, approvals, TRANSCRIPT_FILE, "approval entry")
-    _count(out, gate_lines, LOG_FILE, f"{GATE} line")
+    _count(out, approvals, TRANSCRIPT_FILE, "approval entry", acted)
+    _count(out, gate_lines, LOG_FILE, f"{GATE} line", acted)
     if state_approval is None or state_approval.get("approved") is not True:
         out.add(
             "gate.approval",
@@ -58,11 +58,12 @@ def check_gate(run: RunRecords, out: Findings) -> dict[str, Any]:
     return {"approval": _approver(run, out, approvals, gate_lines, state_approval)}
 
 
-def _count(out: Findings, found: list[tuple[int, dict[str, Any]]], file: str, what: str) -> None:
+def _count(out: Findings, found: list[tuple[int, dict[str, Any]]], file: str, what: str, acted: bool) -> None:
     if not found:
         out.add(
             "gate.approval",
-            f"no {what}, yet stages with side effects ran",
+            f"no {what}, "
+            + ("yet stages with side effects ran" if acted else "though another record has one"),
             file=file,
             expected=f"one {what}",
             found="none",

@@ -84,7 +84,7 @@ def _readable(run: RunRecords, out: Findings) -> None:
                 else "the line is not a JSON object (edited or corrupted)",
                 file=name,
                 where=f"line {line.number}",
-                found=line.raw[:80],
+                found=line.raw[:80] + ("…" if len(line.raw) > 80 else ""),
                 severity="warning" if torn else "error",
             )
 

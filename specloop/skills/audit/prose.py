@@ -90,6 +90,8 @@ class ProseChecker:
 
     def best_before(self, label: str) -> Figure | None:
         """The best KPI FAR of the iterations before `label` (what its evaluate line compares with)."""
+        if label not in self.labels:
+            return None
         earlier = [f for x in self.labels[: self.labels.index(label)] if (f := self.far(x))]
         return min(earlier, key=lambda f: f.percent) if earlier else None
 

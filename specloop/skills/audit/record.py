@@ -8,9 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-
-from specloop.llm.redaction import collect_secrets, redact
+from specloop.llm.redaction import redact
 from specloop.skills.audit.findings import Findings
 from specloop.skills.audit.records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords
 
@@ -35,13 +33,6 @@ def check_record(run: RunRecords, out: Findings) -> dict[str, Any]:
     return usage
 
 
-def known_secrets(run: RunRecords) -> frozenset[str]:
-    """The workspace's .env values and secret-named environment variables (as the loop redacts them)."""
-    env_file = run.workspace / ".env" if run.workspace else None
-    values = dotenv_values(env_file) if env_file is not None and env_file.is_file() else {}
-    return collect_secrets(values, os.environ)
-
-
 def _scannable(run: RunRecords) -> list[Path]:
     files = []
     for dirpath, _, names in os.walk(run.dir):
@@ -56,7 +47,7 @@ def _scannable(run: RunRecords) -> list[Path]:
 def _secrets(run: RunRecords, out: Findings) -> None:
     """Scan every text file; a line already scanned elsewhere (training sets repeat the previous
     iteration's rows) is not scanned again, but is reported again in each file that holds it."""
-    secrets = known_secrets(run)
+    secrets = run.secrets
     files = _scannable(run)
     seen: set[str] = set()
     dirty: set[str] = set()

@@ -12,9 +12,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
+from dotenv import dotenv_values
 
 from specloop.errors import SpecloopError
 from specloop.ledger.files import sha256_file
+from specloop.llm.redaction import collect_secrets
 from specloop.skills.aoi.schema import read_csv
 
 STATE_FILE = "deft_state.json"
@@ -106,6 +108,13 @@ class RunRecords:
     def workspace(self) -> Path | None:
         ws = self.state.get("workspace")
         return Path(ws) if isinstance(ws, str) and ws else None
+
+    @cached_property
+    def secrets(self) -> frozenset[str]:
+        """The workspace's .env values and secret-named environment variables, as the loop redacts them."""
+        env_file = self.workspace / ".env" if self.workspace else None
+        values = dotenv_values(env_file) if env_file is not None and env_file.is_file() else {}
+        return collect_secrets(values, os.environ)
 
     @cached_property
     def log_entries(self) -> list[tuple[int, dict[str, Any]]]:
