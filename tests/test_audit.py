@@ -9,7 +9,6 @@ import os
 import random
 import shutil
 import string
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,18 +24,6 @@ from specloop.skills.audit import JSON_FILE, REPORT_FILE, AuditResult, audit_run
 from specloop.skills.audit.data import row_keys
 
 
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "specloop", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def _audit_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """`specloop audit ARGS` through the real entry point, in this process (no second torch import)."""
     with pytest.MonkeyPatch.context() as mp:
@@ -48,24 +35,9 @@ def _audit_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str
 
 
 @pytest.fixture(scope="module")
-def real_run(tiny_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One finished run (baseline + one iteration) for the whole module; copy it before changing it."""
-    ws = tmp_path_factory.mktemp("audit") / "ws"
-    shutil.copytree(tiny_workspace, ws)
-    proc = _cli(
-        "deft",
-        "run",
-        "--workspace",
-        str(ws),
-        "--yes",
-        "--epochs",
-        "2",
-        "--max-iterations",
-        "1",
-        "--no-progress",
-    )
-    assert proc.returncode in (0, 3), proc.stderr[-3000:]
-    (run,) = sorted((ws / "results").glob("run_*"))
+def real_run(finished_tiny_run: Path) -> Path:
+    """The session's finished tiny run (baseline + one iteration). Read-only: tamper with a copy."""
+    (run,) = sorted((finished_tiny_run / "results").glob("run_*"))
     return run
 
 
