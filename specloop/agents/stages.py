@@ -16,6 +16,7 @@ from specloop.errors import HardStop, SpecloopError
 from specloop.ledger import loop_log
 from specloop.ledger import state as ledger_state
 from specloop.llm import BudgetExceeded
+from specloop.llm.redaction import redact
 
 FINAL = "final"  # the label of the one stage after the iterations, loop_stop
 NEXT_STAGE = {
@@ -81,6 +82,8 @@ def run_stage(
         it = ledger_state.iteration(st, iter_label)
         it.update(record)
         it["stage_completed"] = stage
+        if stage == "rca":  # an iteration ends with its RCA and stop decision
+            it["status"] = "complete"
 
     ledger_state.update(ctx.run_dir, commit)
     loop_log.append(
@@ -100,6 +103,7 @@ def run_stage(
 
 
 def _hard_stop(ctx: RunContext, iter_label: str, stage: str, check: str, reason: str, seconds: float) -> None:
+    reason = redact(reason, ctx.transcript.secrets)  # an exception's text may quote a secret
     def stop(st: dict[str, Any]) -> None:
         st["status"] = "stopped"
         st["stop"] = {
