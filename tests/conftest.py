@@ -27,7 +27,18 @@ def finished_tiny_run(tiny_workspace: Path, tmp_path_factory: pytest.TempPathFac
     iteration, 2 epochs), shared by the session. Read-only: copy the workspace to change anything."""
     ws = tmp_path_factory.mktemp("finished") / "ws"
     shutil.copytree(tiny_workspace, ws)
-    argv = ["deft", "run", "--workspace", str(ws), "--yes", "--json", "--epochs", "2", "--max-iterations", "1"]
+    argv = [
+        "deft",
+        "run",
+        "--workspace",
+        str(ws),
+        "--yes",
+        "--json",
+        "--epochs",
+        "2",
+        "--max-iterations",
+        "1",
+    ]
     proc = subprocess.run(
         [sys.executable, "-m", "specloop", *argv, "--no-progress"],
         capture_output=True,

@@ -104,6 +104,7 @@ def run_stage(
 
 def _hard_stop(ctx: RunContext, iter_label: str, stage: str, check: str, reason: str, seconds: float) -> None:
     reason = redact(reason, ctx.transcript.secrets)  # an exception's text may quote a secret
+
     def stop(st: dict[str, Any]) -> None:
         st["status"] = "stopped"
         st["stop"] = {
