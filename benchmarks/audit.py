@@ -37,6 +37,8 @@ from specloop.skills.aoi.assemble import assemble
 from specloop.skills.aoi.pool import to_workspace_paths
 from specloop.skills.aoi.schema import COLUMNS, write_csv
 from specloop.skills.audit import audit_run
+from specloop.skills.audit.integrity import BASELINE_STAGES as BASELINE
+from specloop.skills.audit.integrity import ITERATION_STAGES as ITERATION
 from specloop.skills.changenet.evaluate import evaluate
 from specloop.skills.rca.gaps import analyze_gaps
 from specloop.skills.report import iteration_summary
@@ -44,19 +46,6 @@ from specloop.skills.report import iteration_summary
 DEFECTS = ("bridge", "missing", "polarity", "scratch", "shift", "tombstone")
 FAR_TARGET = 0.01
 TOP_K = 5
-BASELINE = ("preflight", "approval_gate", "train", "inference", "evaluate", "report", "rca")
-ITERATION = (
-    "routing",
-    "anomalygen",
-    "data_mining",
-    "assemble",
-    "validate",
-    "train",
-    "inference",
-    "evaluate",
-    "report",
-    "rca",
-)
 
 
 def rows(prefix: str, n: int, rng: np.random.Generator, defect_share: float = 0.3) -> pd.DataFrame:

@@ -166,6 +166,23 @@ def test_bad_workspace_is_refused_before_a_run_exists(ws: Path) -> None:
     assert not (ws / "results").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "sentence"),
+    [
+        (["--mining", "nearest"], "--mining 'nearest' is not one of knn, random."),
+        (["--finetune-epochs", "0"], "--finetune-epochs must be at least 1, not 0."),
+        (["--llm", "gpt4"], "LLM setting 'gpt4' is not understood"),
+        (["--llm", "offline", "--record", "c.jsonl"], "--record needs a model"),
+    ],
+)
+def test_bad_run_options_are_one_sentence_before_a_run_exists(
+    ws: Path, flags: list[str], sentence: str
+) -> None:
+    proc = _cli("deft", "run", "--workspace", str(ws), "--yes", *flags)
+    assert proc.returncode == 2 and sentence in proc.stderr and "Traceback" not in proc.stderr
+    assert not (ws / "results").exists()
+
+
 def test_kill_during_training_then_resume(ws: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     cmd = [

@@ -85,6 +85,9 @@ def _run(
     finetune_epochs: int | None = None,
     mining: str = "knn",
 ) -> None:
+    for flag, value in (("--epochs", epochs), ("--finetune-epochs", finetune_epochs)):
+        if value is not None and value < 1:
+            raise SpecloopError(f"{flag} must be at least 1, not {value}.")
     if mining not in ("knn", "random"):
         raise SpecloopError(f"--mining {mining!r} is not one of knn, random.")
     options: dict[str, Any] = {
