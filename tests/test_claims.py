@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from specloop.skills.claims import check_text, stated_numbers, unsupported_numbers
+from specloop.skills.number_check import check_text, stated_numbers, unsupported_numbers
 
 FACTS = {
     "kpi_far": 0.23931,

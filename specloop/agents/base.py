@@ -12,8 +12,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from specloop.agents.context import RunContext
 from specloop.llm import BudgetExceeded, LLMError
-from specloop.skills.claims import check_text
 from specloop.skills.contracts import Contract, load_contracts
+from specloop.skills.number_check import check_text
 
 T = TypeVar("T")
 

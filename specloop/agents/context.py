@@ -11,9 +11,9 @@ from dotenv import dotenv_values
 from rich.console import Console
 
 from specloop.ledger import state as ledger_state
+from specloop.ledger.redaction import collect_secrets
 from specloop.ledger.transcript import Transcript
 from specloop.llm import LLM, Budget, LLMCall, get_llm, load_settings
-from specloop.llm.redaction import collect_secrets
 from specloop.skills.aoi.layout import Workspace
 
 LOOP_LOG = "loop_log.jsonl"

@@ -15,8 +15,8 @@ from specloop.agents.reviewer import Reviewer
 from specloop.errors import HardStop, SpecloopError
 from specloop.ledger import loop_log
 from specloop.ledger import state as ledger_state
+from specloop.ledger.redaction import redact
 from specloop.llm import BudgetExceeded
-from specloop.llm.redaction import redact
 
 FINAL = "final"  # the label of the one stage after the iterations, loop_stop
 NEXT_STAGE = {

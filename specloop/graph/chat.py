@@ -46,7 +46,7 @@ from specloop.agents.context import MODEL_CALL, RunContext
 from specloop.errors import SpecloopError
 from specloop.graph.checkpointer import open_checkpointer
 from specloop.graph.deft import build_deft_graph
-from specloop.graph.run import Outcome, _outcome, _thread, create_run
+from specloop.graph.run import Outcome, create_run, outcome_of, thread_config
 from specloop.ledger import state as ledger_state
 from specloop.ledger.requests import STOP_REQUEST, request_stop
 from specloop.llm import BudgetExceeded, LLMCall, get_llm, load_settings
@@ -239,7 +239,7 @@ class ChatSession:
             self.default_workspace = Path(ledger_state.load(run_dir)["workspace"])
         history = self.history()
         assert self._deft is not None
-        snapshot = self._deft.get_state(_thread(run_dir))
+        snapshot = self._deft.get_state(thread_config(run_dir))
         event: GateReached | RunEnded | None = None
         if not snapshot.values:
             self._start_graph(self._first_input())
@@ -252,7 +252,7 @@ class ChatSession:
             note = f"Reopened {run_dir.name}; continuing from {snapshot.next[0]}."
         else:
             note = f"Reopened {run_dir.name}, which has finished."
-            event = RunEnded(_outcome(run_dir))
+            event = RunEnded(outcome_of(run_dir))
         self._record("chat", "chat_reopened", {"note": note})
         return Reopened(history, note, event)
 
@@ -357,7 +357,7 @@ class ChatSession:
         if self.busy:
             return f"Nothing to approve yet: {self.status()}"
         assert self._deft is not None
-        if not self._deft.get_state(_thread(self.run_dir)).interrupts:
+        if not self._deft.get_state(thread_config(self.run_dir)).interrupts:
             return f"Nothing is waiting for approval: {self.status()}"
         self._start_graph(Command(resume={"approved": True, "by": APPROVED_BY}))
         return (
@@ -389,7 +389,7 @@ class ChatSession:
         if self.busy:
             return RUNNING
         assert self.run_dir is not None and self._deft is not None
-        snapshot = self._deft.get_state(_thread(self.run_dir))
+        snapshot = self._deft.get_state(thread_config(self.run_dir))
         if snapshot.interrupts:
             return AT_GATE
         if snapshot.values and not snapshot.next:
@@ -443,7 +443,7 @@ class ChatSession:
 
     def _run_graph(self, first: Any) -> None:
         assert self.run_dir is not None and self._deft is not None
-        run_dir, config = self.run_dir, _thread(self.run_dir)
+        run_dir, config = self.run_dir, thread_config(self.run_dir)
         event: ChatEvent
         try:
             for _ in self._deft.stream(first, config, durability="sync", stream_mode="updates"):
@@ -456,7 +456,7 @@ class ChatSession:
             elif snapshot.next:
                 event = RunPaused(run_dir, snapshot.next[0])
             else:
-                event = RunEnded(_outcome(run_dir))
+                event = RunEnded(outcome_of(run_dir))
         except BudgetExceeded as exc:
             event = RunFailed(run_dir, f"{exc} Continue with: specloop chat --resume {run_dir}")
         except SpecloopError as exc:

@@ -55,7 +55,7 @@ class Outcome:
         }
 
 
-def _thread(run_dir: Path) -> dict[str, Any]:
+def thread_config(run_dir: Path) -> dict[str, Any]:
     return {"configurable": {"thread_id": run_dir.name}}
 
 
@@ -104,7 +104,7 @@ def drive(
     options = st["config"]["options"]
     with open_checkpointer(run_dir, checkpointer_url) as saver:
         graph = build_deft_graph(saver)
-        config = _thread(run_dir)
+        config = thread_config(run_dir)
         snapshot = graph.get_state(config)
         if not snapshot.values:
             first: Any = {
@@ -116,7 +116,7 @@ def drive(
         elif snapshot.interrupts:
             first = None  # handled below as a gate answer
         elif not snapshot.next:
-            return _outcome(run_dir)
+            return outcome_of(run_dir)
         else:
             first = None
         try:
@@ -153,7 +153,7 @@ def _drive(
         else:
             return _awaiting(run_dir)
         graph.invoke(Command(resume=answer), config, durability="sync")
-    return _outcome(run_dir)
+    return outcome_of(run_dir)
 
 
 def _awaiting(run_dir: Path) -> Outcome:
@@ -166,7 +166,7 @@ def _awaiting(run_dir: Path) -> Outcome:
     )
 
 
-def _outcome(run_dir: Path) -> Outcome:
+def outcome_of(run_dir: Path) -> Outcome:
     st = ledger_state.load(run_dir)
     stop = st.get("stop") or {}
     reason = stop.get("reason")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from specloop.ledger.files import append_line, read_jsonl
-from specloop.llm.redaction import redact
+from specloop.ledger.redaction import redact
 
 GENESIS = "0" * 64
 

@@ -4,6 +4,7 @@
 replayed cassette, or ``offline`` (``available`` is False; agents use their rule-based policy).
 """
 
+from specloop.ledger.redaction import redact, redact_obj
 from specloop.llm.base import LLM, Completion, LLMError, LLMUnavailable, OfflineLLM
 from specloop.llm.budget import Budget, BudgetExceeded
 from specloop.llm.calls import LLMCall, Usage, UsageTally
@@ -11,7 +12,6 @@ from specloop.llm.cassette import ReplayLLM, read_cassette
 from specloop.llm.config import LLMSettings, ProviderSpec, load_settings, parse_llm_spec
 from specloop.llm.factory import get_llm
 from specloop.llm.prices import DEFAULT_PRICES, Price
-from specloop.llm.redaction import redact, redact_obj
 
 __all__ = [
     "DEFAULT_PRICES",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessage
 
 from specloop.errors import SpecloopError
+from specloop.ledger.redaction import redact_obj
 from specloop.llm.budget import Budget
 from specloop.llm.calls import LLMCall
 from specloop.llm.messages import (
@@ -21,7 +22,6 @@ from specloop.llm.messages import (
     tool_schemas,
 )
 from specloop.llm.prices import DEFAULT_PRICES, Price, call_cost
-from specloop.llm.redaction import redact_obj
 
 if TYPE_CHECKING:
     from specloop.llm.cassette import CassetteWriter

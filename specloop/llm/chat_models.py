@@ -19,9 +19,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from specloop.ledger.redaction import redact
 from specloop.llm.base import LLM, Completion, LLMError
 from specloop.llm.messages import ToolLike
-from specloop.llm.redaction import redact
 
 _PROVIDER_ERRORS = (openai.OpenAIError, anthropic.AnthropicError)
 _STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)

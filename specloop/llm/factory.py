@@ -9,13 +9,13 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from specloop.errors import SpecloopError
+from specloop.ledger.redaction import collect_secrets, protect_logs, redact
 from specloop.llm.base import LLM, OfflineLLM, Recorder
 from specloop.llm.budget import Budget
 from specloop.llm.calls import LLMCall
 from specloop.llm.cassette import CassetteWriter, ReplayLLM
 from specloop.llm.chat_models import ChatModelLLM, RetryPolicy, anthropic_chat_model, openai_chat_model
 from specloop.llm.config import LLMSettings, load_settings, parse_llm_spec
-from specloop.llm.redaction import collect_secrets, protect_logs, redact
 
 # Which variable holds the key, and which the base URL, per provider. A key for an
 # OpenAI-compatible server is deliberately not OPENAI_API_KEY: it must not go to a third party.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from specloop.llm.redaction import redact
+from specloop.ledger.redaction import redact
 
 Severity = Literal["error", "warning"]
 

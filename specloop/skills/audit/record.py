@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from specloop.llm.redaction import redact
+from specloop.ledger.redaction import redact
 from specloop.skills.audit.findings import Findings
 from specloop.skills.audit.records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords
 

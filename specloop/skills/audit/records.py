@@ -16,7 +16,7 @@ from dotenv import dotenv_values
 
 from specloop.errors import SpecloopError
 from specloop.ledger.files import sha256_file
-from specloop.llm.redaction import collect_secrets
+from specloop.ledger.redaction import collect_secrets
 from specloop.skills.aoi.schema import read_csv
 
 STATE_FILE = "deft_state.json"
