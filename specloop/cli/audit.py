@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from specloop.skills.audit import CHECKS, AuditResult, audit_run, write_reports
+if TYPE_CHECKING:
+    from specloop.skills.audit import AuditResult
 
 err_console = Console(stderr=True)
 STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "n/a": "dim"}
 
 
 def _summary(result: AuditResult, report: Path) -> None:
+    from specloop.skills.audit import CHECKS
+
     err_console.print(f"[bold]audit of {escape(result.run_dir)}[/]", highlight=False, soft_wrap=True)
     checks = Table(show_edge=False)
     checks.add_column("check")
@@ -60,6 +64,8 @@ def audit_command(
 
     Exit 0 clean, 1 findings, 2 the directory is not a run.
     """
+    from specloop.skills.audit import audit_run, write_reports
+
     result = audit_run(run_dir, strict=strict)
     report, _ = write_reports(result, out if out is not None else Path(result.run_dir))
     if as_json:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from specloop.errors import SpecloopError
-from specloop.skills.aoi.spec import ExperimentSpec, load_spec, resolve_path, spec_root
+
+if TYPE_CHECKING:
+    from specloop.skills.aoi.spec import ExperimentSpec
 
 app = typer.Typer(
     help="Train, run and evaluate ChangeNet classify models from a TAO-style spec.", no_args_is_help=True
@@ -34,6 +37,8 @@ def _is_main() -> bool:
 
 
 def _load(spec_path: Path, overrides: list[str] | None) -> tuple[ExperimentSpec, Path]:
+    from specloop.skills.aoi.spec import load_spec, spec_root
+
     bad = [o for o in overrides or [] if "=" not in o]
     if bad:
         raise SpecloopError(f"override {bad[0]!r} is not key=value (e.g. train.num_epochs=5) [override].")
@@ -43,6 +48,8 @@ def _load(spec_path: Path, overrides: list[str] | None) -> tuple[ExperimentSpec,
 def _out_dir(
     explicit: Path | None, spec_value: str | None, spec: ExperimentSpec, root: Path, sub: str
 ) -> Path:
+    from specloop.skills.aoi.spec import resolve_path
+
     if explicit is not None:
         return explicit
     return resolve_path(spec_value, root) or (resolve_path(spec.results_dir, root) or root / "results") / sub
@@ -58,6 +65,8 @@ def _data(spec: ExperimentSpec, root: Path, which: str) -> tuple[Path, Path]:
 
 
 def _checkpoint(spec_value: str | None, key: str, root: Path) -> Path:
+    from specloop.skills.aoi.spec import resolve_path
+
     path = resolve_path(spec_value, root)
     if path is None:
         raise SpecloopError(f"{key} is not set; pass {key}=path/to/model.pth [spec].")

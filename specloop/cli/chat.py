@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,16 +15,8 @@ from rich.markdown import Markdown
 from rich.rule import Rule
 from rich.text import Text
 
-from specloop.agents.chat_intents import QUIT, parse_intent
-from specloop.graph.chat import (
-    ChatEvent,
-    ChatSession,
-    GateReached,
-    RunEnded,
-    RunFailed,
-    RunPaused,
-    Turn,
-)
+if TYPE_CHECKING:
+    from specloop.graph.chat import ChatEvent, ChatSession, Turn
 
 console = Console(highlight=False, soft_wrap=True)
 PROMPT = "you › "
@@ -45,6 +38,8 @@ def _render_turns(turns: list[Turn]) -> None:
 
 def _render_event(event: ChatEvent) -> None:
     """Called from the run's thread when it stops somewhere the person should hear about."""
+    from specloop.graph.chat import GateReached, RunEnded, RunFailed, RunPaused
+
     if isinstance(event, GateReached):
         console.print(Rule("Pre-flight summary"))
         console.print(Markdown(event.summary))
@@ -110,6 +105,9 @@ def chat_command(
     ),
 ) -> None:
     """Talk to the DEFT loop: start a run from a sentence, approve it at the gate, ask for status, the report, or why an iteration went worse."""
+    from specloop.agents.chat_intents import QUIT, parse_intent
+    from specloop.graph.chat import ChatSession
+
     with ChatSession(workspace=workspace, llm=llm, notify=_render_event) as session:
         console.print(
             f"specloop chat · {session.policy.name} · say “help” for what I understand, “quit” to close.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -13,9 +13,9 @@ from rich.markup import escape
 from rich.prompt import Prompt
 
 from specloop.errors import SpecloopError
-from specloop.graph.run import Outcome, create_run, drive, stdin_is_interactive
-from specloop.ledger import loop_log
-from specloop.ledger import state as ledger_state
+
+if TYPE_CHECKING:
+    from specloop.graph.run import Outcome
 
 app = typer.Typer(
     help="Run the DEFT loop: improve a ChangeNet until the FAR@100%-recall KPI is met.", no_args_is_help=True
@@ -103,6 +103,8 @@ def _run(
     }
     if max_iterations is not None and max_iterations < 1:
         raise SpecloopError("--max-iterations must be at least 1.")
+    from specloop.graph.run import create_run, drive, stdin_is_interactive
+
     run_dir = create_run(workspace, options)
     console.print(f"run directory: {run_dir}", highlight=False)
     approver = _approver if (not yes and stdin_is_interactive()) else None
@@ -206,6 +208,8 @@ def demo(
 
 
 def _existing_run(run_dir: Path) -> dict[str, Any]:
+    from specloop.ledger import state as ledger_state
+
     if not ledger_state.state_path(run_dir).is_file():
         raise SpecloopError(f"{run_dir}: not a DEFT run directory (no deft_state.json).")
     return ledger_state.load(run_dir)
@@ -218,6 +222,8 @@ def resume(
     as_json: bool = _JSON,
 ) -> None:
     """Continue a run after a stop at the gate or a kill, without repeating finished stages."""
+    from specloop.graph.run import drive, stdin_is_interactive
+
     st = _existing_run(run_dir)
     approver = _approver if (not yes and stdin_is_interactive()) else None
     url = st["config"]["options"].get("checkpointer")
@@ -243,6 +249,8 @@ def status(
 
         typer.echo(run_summary_markdown(run_dir), nl=False)
         return
+    from specloop.ledger import loop_log
+
     entries = loop_log.read_entries(run_dir / "loop_log.jsonl")
     if as_json:
         typer.echo(

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from specloop.errors import SpecloopError
-from specloop.skills.aoi.images import image_files
-from specloop.skills.aoi.layout import Workspace
-from specloop.skills.aoi.schema import read_csv
-from specloop.skills.aoi.spec import load_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from specloop.skills.aoi.layout import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,6 +31,8 @@ def _images_dir_for(
     csv: Path, df: pd.DataFrame, ws: Workspace, lights: list[str], ext: str, what: str
 ) -> Path:
     """The images dir a workspace CSV's paths are relative to; else the first dir where its rows resolve."""
+    from specloop.skills.aoi.images import image_files
+
     for split in ws.splits():
         if split.csv.is_file() and _same_file(csv, split.csv):
             return split.images_dir
@@ -98,6 +101,9 @@ def mine_command(
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
 ) -> None:
     """Mine the pool for the nearest neighbours of each target by image embedding (faiss k-NN)."""
+    from specloop.skills.aoi.layout import Workspace
+    from specloop.skills.aoi.schema import read_csv
+    from specloop.skills.aoi.spec import load_spec
     from specloop.skills.mining import EmbeddingCache, get_embedder, mine, resolve_embedder
 
     ws = Workspace(workspace)

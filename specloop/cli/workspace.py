@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from specloop.skills.aoi.check import CheckReport, check_workspace
+if TYPE_CHECKING:
+    from specloop.skills.aoi.check import CheckReport
 
 app = typer.Typer(help="Create and validate DEFT workspaces.", no_args_is_help=True)
 console = Console()
@@ -56,6 +58,8 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable report on stdout."),
 ) -> None:
     """Validate a workspace against the AOI data contract; exit 0 when clean, 2 otherwise."""
+    from specloop.skills.aoi.check import check_workspace
+
     report = check_workspace(directory)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
