@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from specloop.skills.aoi.spec import load_spec
-from specloop.skills.changenet import infer, train
+from specloop.skills.changenet.api import infer, train
 from specloop.skills.changenet.data import ImageLayout, PairDataset, Preprocess
 from specloop.skills.changenet.train import dataset_paths
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from specloop.errors import SpecloopError
-from specloop.skills.changenet import evaluate, far_at_full_recall
+from specloop.skills.changenet.api import evaluate, far_at_full_recall
 from specloop.skills.changenet.kpi import auroc, best_f1, threshold_table
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from specloop.cli.changenet import app
 from specloop.errors import ContractError, SpecloopError
 from specloop.skills.aoi.spec import load_spec
-from specloop.skills.changenet import (
+from specloop.skills.changenet.api import (
     evaluate,
     infer,
     load_backbone_features,

@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 
 from specloop.agents.base import Agent
 from specloop.agents.context import RunContext
-from specloop.skills import changenet
 from specloop.skills.aoi.spec import ExperimentSpec, load_spec
+from specloop.skills.changenet import api as changenet
 
 SPEC_NAME = "spec.yaml"
 

@@ -12,10 +12,10 @@ from specloop.agents.coder import stage_spec
 from specloop.errors import HardStop
 from specloop.ledger import state as ledger_state
 from specloop.ledger.files import atomic_write_json, atomic_write_text, sha256_file
-from specloop.skills import changenet
 from specloop.skills.aoi.assemble import validate_training_csv
 from specloop.skills.aoi.pool import to_workspace_paths
 from specloop.skills.aoi.schema import read_csv
+from specloop.skills.changenet import api as changenet
 from specloop.skills.contracts import missing_inputs, run_checks
 from specloop.skills.rca.gaps import analyze_gaps, explain_gaps
 

@@ -14,8 +14,8 @@ import numpy as np
 from specloop.errors import SpecloopError
 from specloop.skills.audit.findings import Findings
 from specloop.skills.audit.records import BEST_MODEL_FILE, STATE_FILE, RunRecords
-from specloop.skills.changenet.evaluate import read_scores
 from specloop.skills.changenet.kpi import confusion_at, far_at_full_recall
+from specloop.skills.changenet.scores import read_scores
 
 CANDIDATES = ("best_val", "latest")  # ties keep the first: the loop prefers best_val
 

@@ -1,28 +1,6 @@
 """ChangeNet classify on PyTorch + timm: model, data, train, infer, evaluate and the FAR@100%recall KPI.
 
-The library API the DEFT loop uses; `specloop changenet …` is the command-line face of it.
+Import the submodule you need (`changenet.kpi` and `changenet.scores` load no torch), or
+`changenet.api` for the whole library API the DEFT loop uses; `specloop changenet …` is the
+command-line face of it. This file imports nothing, so reading a KPI never loads torch.
 """
-
-from specloop.skills.changenet.checkpoint import load_backbone_features, load_model
-from specloop.skills.changenet.evaluate import evaluate
-from specloop.skills.changenet.infer import SCORE_COLUMN, infer
-from specloop.skills.changenet.kpi import KPI_DEFINITION, far_at_full_recall
-from specloop.skills.changenet.model import ChangeNet, build_model
-from specloop.skills.changenet.select import select_checkpoint
-from specloop.skills.changenet.train import TrainResult, dataset_paths, train
-
-__all__ = [
-    "KPI_DEFINITION",
-    "SCORE_COLUMN",
-    "ChangeNet",
-    "TrainResult",
-    "build_model",
-    "dataset_paths",
-    "evaluate",
-    "far_at_full_recall",
-    "infer",
-    "load_backbone_features",
-    "load_model",
-    "select_checkpoint",
-    "train",
-]

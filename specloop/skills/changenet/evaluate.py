@@ -11,9 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from specloop.errors import SpecloopError
-from specloop.skills.aoi.schema import FIRST_DATA_LINE, GOOD_LABEL, read_csv
-from specloop.skills.changenet.infer import SCORE_COLUMN, write_csv_atomic
 from specloop.skills.changenet.kpi import (
     KPI_DEFINITION,
     auroc,
@@ -22,31 +19,7 @@ from specloop.skills.changenet.kpi import (
     far_at_full_recall,
     threshold_table,
 )
-
-
-def read_scores(inference_csv: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """The inference rows, their scores and defect flags; bad rows raise one sentence."""
-    df = read_csv(inference_csv)
-    if SCORE_COLUMN not in df.columns:
-        raise SpecloopError(
-            f"{inference_csv}: no {SCORE_COLUMN} column; evaluate reads the output of `changenet infer` "
-            "[inference-schema]."
-        )
-    scores = pd.to_numeric(df[SCORE_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.nonzero(~np.isfinite(scores))[0]
-    if bad.size:
-        raise SpecloopError(
-            f"{inference_csv}, line {int(bad[0]) + FIRST_DATA_LINE}: {SCORE_COLUMN} "
-            f"{df[SCORE_COLUMN].iloc[int(bad[0])]!r} is not a finite number [inference-score]."
-        )
-    lower_pass = df.index[(df["label"] != GOOD_LABEL) & (df["label"].str.strip().str.upper() == GOOD_LABEL)]
-    if len(lower_pass):
-        i = int(lower_pass[0])
-        raise SpecloopError(
-            f"{inference_csv}, line {i + FIRST_DATA_LINE}: label {df['label'].iloc[i]!r} must be exactly "
-            "'PASS' [label-pass-case]."
-        )
-    return df, scores, (df["label"] != GOOD_LABEL).to_numpy()
+from specloop.skills.changenet.scores import SCORE_COLUMN, read_scores, write_csv_atomic
 
 
 def _num(x: float | None) -> float | None:

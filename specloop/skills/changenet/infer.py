@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import pandas as pd
 
 from specloop.skills.aoi.spec import ExperimentSpec
 from specloop.skills.changenet.checkpoint import load_model
@@ -13,16 +10,7 @@ from specloop.skills.changenet.data import ImageLayout, PairDataset, Preprocess
 from specloop.skills.changenet.predict import predict
 from specloop.skills.changenet.progress import Bar, say
 from specloop.skills.changenet.runtime import barrier, runtime
-
-SCORE_COLUMN = "siamese_score"
-
-
-def write_csv_atomic(df: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    df.to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, path)
-    return path
+from specloop.skills.changenet.scores import SCORE_COLUMN, write_csv_atomic
 
 
 def infer(
