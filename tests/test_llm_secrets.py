@@ -13,8 +13,8 @@ import pytest
 from langchain_core.messages import HumanMessage
 from test_llm_wire import ANTHROPIC_KEY, OPENAI_KEY, PROMPT, Wire, wire, workspace  # noqa: F401
 
-from specloop.ledger.redaction import MASK, collect_secrets
-from specloop.llm import LLMCall, LLMError, get_llm, redact, redact_obj
+from specloop.ledger.redaction import MASK, collect_secrets, redact, redact_obj
+from specloop.llm import LLMCall, LLMError, get_llm
 
 DB_PASSWORD = "hunter2-correct-horse"
 

@@ -2,37 +2,38 @@
 
 ``get_llm()`` returns an :class:`LLM`: OpenAI, Anthropic, any OpenAI-compatible server, a
 replayed cassette, or ``offline`` (``available`` is False; agents use their rule-based policy).
+
+Names load on first use (PEP 562), so ``from specloop.llm import BudgetExceeded`` does not import
+the provider SDKs; ``get_llm`` does.
 """
 
-from specloop.ledger.redaction import redact, redact_obj
-from specloop.llm.base import LLM, Completion, LLMError, LLMUnavailable, OfflineLLM
-from specloop.llm.budget import Budget, BudgetExceeded
-from specloop.llm.calls import LLMCall, Usage, UsageTally
-from specloop.llm.cassette import ReplayLLM, read_cassette
-from specloop.llm.config import LLMSettings, ProviderSpec, load_settings, parse_llm_spec
-from specloop.llm.factory import get_llm
-from specloop.llm.prices import DEFAULT_PRICES, Price
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_PRICES",
-    "LLM",
-    "Budget",
-    "BudgetExceeded",
-    "Completion",
-    "LLMCall",
-    "LLMError",
-    "LLMSettings",
-    "LLMUnavailable",
-    "OfflineLLM",
-    "Price",
-    "ProviderSpec",
-    "ReplayLLM",
-    "Usage",
-    "UsageTally",
-    "get_llm",
-    "load_settings",
-    "parse_llm_spec",
-    "read_cassette",
-    "redact",
-    "redact_obj",
-]
+import importlib
+from typing import Any
+
+_HOME = {
+    "base": ("LLM", "Completion", "LLMError", "LLMUnavailable", "OfflineLLM"),
+    "budget": ("Budget", "BudgetExceeded"),
+    "calls": ("LLMCall", "Usage", "UsageTally"),
+    "cassette": ("ReplayLLM", "read_cassette"),
+    "config": ("LLMSettings", "ProviderSpec", "load_settings", "parse_llm_spec"),
+    "factory": ("get_llm",),
+    "prices": ("DEFAULT_PRICES", "Price"),
+}
+_MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULE_OF])
