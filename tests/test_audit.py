@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_cli_startup import HELP, loaded_heavy
 
 from specloop.cli import main
 from specloop.graph.run import EXIT_AWAITING, create_run, drive
 from specloop.ledger.transcript import GENESIS, entry_hash
-from specloop.skills.aoi.schema import leakage_keys, read_csv
+from specloop.skills.aoi.schema import LEAKAGE_KEY, leakage_keys, read_csv
 from specloop.skills.audit import JSON_FILE, REPORT_FILE, AuditResult, audit_run
-from specloop.skills.audit.data import row_keys
 
 
 def _audit_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -115,6 +115,12 @@ def test_clean_run_audits_clean(real_run: Path, tmp_path: Path, capsys: pytest.C
     assert "Audit report" in (out / REPORT_FILE).read_text()
     assert not (real_run / REPORT_FILE).exists(), "--out must leave the run directory alone"
     assert "verdict: clean" in stderr
+
+
+def test_auditing_a_real_run_loads_no_framework(real_run: Path, tmp_path: Path) -> None:
+    """`specloop audit` in a fresh interpreter on a finished run: no torch, no model SDK."""
+    assert loaded_heavy(HELP.format(args=["audit", str(real_run), "--out", str(tmp_path)])) == []
+    assert (tmp_path / JSON_FILE).is_file()
 
 
 def test_copied_run_audits_like_the_original(copy_run: Path) -> None:
@@ -371,6 +377,8 @@ def test_not_a_run_is_one_sentence_and_exit_2(tmp_path: Path, capsys: pytest.Cap
     assert not (tmp_path / REPORT_FILE).exists()
 
 
-def test_row_keys_are_the_leakage_keys(real_run: Path) -> None:
+def test_leakage_keys_join_each_rows_key_columns(real_run: Path) -> None:
     df = read_csv(real_run / "iter1" / "dataset" / "train_combined_iter1.csv")
-    assert row_keys(df).tolist() == leakage_keys(df).tolist()
+    rows = ["\x1f".join(row) for row in df[list(LEAKAGE_KEY)].itertuples(index=False)]
+    assert len(rows) > 0 and leakage_keys(df).tolist() == rows
+    assert leakage_keys(df.iloc[0:0]).tolist() == []

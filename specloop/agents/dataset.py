@@ -18,7 +18,7 @@ from specloop.skills.aoi.pool import require_unchanged, stage_pool, to_workspace
 from specloop.skills.aoi.schema import LEAKAGE_KEY, leakage_keys, read_csv, write_csv
 from specloop.skills.aoi.spec import load_spec
 from specloop.skills.mining import EmbeddingCache, get_embedder, mine, random_draw
-from specloop.skills.rca.routing import route
+from specloop.skills.routing import route
 
 SYNTH_DIR = "synth_pool"
 EMBED_CACHE = ".cache/embeddings.parquet"

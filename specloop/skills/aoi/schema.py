@@ -119,5 +119,9 @@ def unsafe_relative_path(value: str) -> str | None:
 
 
 def leakage_keys(df: pd.DataFrame) -> pd.Series:
-    """One hashable key per row: the contract's leakage tuple joined by a separator."""
-    return df[list(LEAKAGE_KEY)].astype(str).agg("\x1f".join, axis=1)
+    """One hashable key per row: the contract's leakage tuple joined by a separator.
+
+    Joined column by column: a row-by-row join takes about 0.1 s per thousand rows, too slow
+    for the audit, which keys every training set of a long run."""
+    cols = [df[c].astype(str) for c in LEAKAGE_KEY]
+    return cols[0].str.cat(cols[1:], sep="\x1f").rename(None)

@@ -15,11 +15,11 @@ from specloop.skills.audit.claims import Truth, check_claims
 from specloop.skills.audit.data import check_data
 from specloop.skills.audit.findings import CHECKS, EXIT_CLEAN, EXIT_FINDINGS, AuditResult, Finding, Findings
 from specloop.skills.audit.gate import check_gate
+from specloop.skills.audit.hygiene import check_hygiene
 from specloop.skills.audit.integrity import check_integrity
 from specloop.skills.audit.prose import check_prose
-from specloop.skills.audit.record import check_record
-from specloop.skills.audit.records import NotARunError, RunRecords, load_records
 from specloop.skills.audit.report import JSON_FILE, REPORT_FILE, render_markdown, write_reports
+from specloop.skills.audit.run_records import NotARunError, RunRecords, load_records
 
 __all__ = [
     "CHECKS",
@@ -47,7 +47,7 @@ def audit_run(run_dir: Path, *, strict: bool = False) -> AuditResult:
     truths = check_claims(run, out)
     check_prose(run, out, truths)
     check_data(run, out)
-    facts["model_calls"] = check_record(run, out)
+    facts["model_calls"] = check_hygiene(run, out)
     facts["best"] = _best(run, truths)
     return AuditResult(
         run_dir=str(run.dir),

@@ -13,7 +13,7 @@ import numpy as np
 
 from specloop.errors import SpecloopError
 from specloop.skills.audit.findings import Findings
-from specloop.skills.audit.records import BEST_MODEL_FILE, STATE_FILE, RunRecords
+from specloop.skills.audit.run_records import BEST_MODEL_FILE, STATE_FILE, RunRecords
 from specloop.skills.changenet.kpi import confusion_at, far_at_full_recall
 from specloop.skills.changenet.scores import read_scores
 

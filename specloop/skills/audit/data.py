@@ -14,9 +14,9 @@ import yaml
 from specloop.errors import ContractError
 from specloop.skills.aoi.layout import Workspace
 from specloop.skills.aoi.pool import changed_files, to_workspace_paths
-from specloop.skills.aoi.schema import FIRST_DATA_LINE, LEAKAGE_KEY, unsafe_relative_path
+from specloop.skills.aoi.schema import FIRST_DATA_LINE, leakage_keys, unsafe_relative_path
 from specloop.skills.audit.findings import Findings
-from specloop.skills.audit.records import STATE_FILE, TRANSCRIPT_FILE, RunRecords, inside
+from specloop.skills.audit.run_records import STATE_FILE, TRANSCRIPT_FILE, RunRecords, inside
 
 HELD_OUT = ("validation", "kpi", "holdout")
 MAX_PER_FILE = 5  # leaks listed one by one per file; the rest are counted in one finding
@@ -26,13 +26,6 @@ PATH_KEYS = re.compile(r"(_path|_dir|^csv|_csv|^checkpoint|^images_dir|^root)$")
 ABSOLUTE = re.compile(r"^/[^\s'\"]*$")
 POSIX_PATH = re.compile(r"PosixPath\('([^']+)'\)")
 SYNTH_DIR = "synth_pool"
-
-
-def row_keys(df: pd.DataFrame) -> pd.Series:
-    """`schema.leakage_keys`, the same strings, built column-wise: its row-wise join takes about
-    0.1 s per thousand rows, too slow to run over every training set of a long run."""
-    cols = [df[c].astype(str) for c in LEAKAGE_KEY]
-    return cols[0].str.cat(cols[1:], sep="\x1f")
 
 
 def training_csvs(run: RunRecords) -> list[tuple[str, Path]]:
@@ -104,7 +97,7 @@ def _held_out(run: RunRecords, out: Findings, ws: Workspace) -> dict[str, tuple[
             continue
         shown = ws.rel(split.csv)
         for frame in (raw, to_workspace_paths(raw, ws.rel(split.images_dir))):
-            for i, key in enumerate(row_keys(frame)):
+            for i, key in enumerate(leakage_keys(frame)):
                 index.setdefault(key, (shown, i + FIRST_DATA_LINE))
     return index
 
@@ -119,7 +112,7 @@ def _leakage(run: RunRecords, out: Findings, ws: Workspace) -> None:
         if df is None:
             continue
         out.saw("data.leakage", f"{shown}: {len(df)} rows")
-        leaks = [(i, index[k]) for i, k in enumerate(row_keys(df)) if k in index] if len(df) else []
+        leaks = [(i, index[k]) for i, k in enumerate(leakage_keys(df)) if k in index] if len(df) else []
         for i, (held_file, held_line) in leaks[:MAX_PER_FILE]:
             out.add(
                 "data.leakage",
@@ -178,13 +171,13 @@ def _synth_pool(run: RunRecords, out: Findings, ws: Workspace) -> None:
             )
     if sdg_df is None:
         return
-    staged = set(row_keys(sdg_df)) if len(sdg_df) else set()
+    staged = set(leakage_keys(sdg_df)) if len(sdg_df) else set()
     for label in run.iterations:
         ingested = run.dir / label / "anomalygen" / "sdg_rows.csv"
         df = _csv(run, out, "data.synth-pool", ingested) if ingested.is_file() else None
         if df is None or not len(df):
             continue
-        foreign = [i for i, k in enumerate(row_keys(df)) if k not in staged]
+        foreign = [i for i, k in enumerate(leakage_keys(df)) if k not in staged]
         if foreign:
             out.add(
                 "data.synth-pool",
@@ -237,7 +230,7 @@ def _one_provenance(
             found=f"{len(prov)} rows",
         )
     else:
-        differ = (row_keys(prov) != row_keys(df)).to_numpy().nonzero()[0] if len(df) else []
+        differ = (leakage_keys(prov) != leakage_keys(df)).to_numpy().nonzero()[0] if len(df) else []
         if len(differ):
             line = int(differ[0]) + FIRST_DATA_LINE
             out.add(

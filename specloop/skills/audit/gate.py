@@ -6,7 +6,7 @@ from typing import Any
 
 from specloop.skills.audit.findings import Findings
 from specloop.skills.audit.integrity import GATE
-from specloop.skills.audit.records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords
+from specloop.skills.audit.run_records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords
 
 # Stages that only read and plan; every other stage writes models, data or reports.
 NO_SIDE_EFFECTS = frozenset({"preflight", GATE})

@@ -8,7 +8,7 @@ from typing import Any
 
 from specloop.ledger.transcript import entry_hash, verify_chain
 from specloop.skills.audit.findings import Findings
-from specloop.skills.audit.records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords, iter_number
+from specloop.skills.audit.run_records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords, iter_number
 
 GATE = "approval_gate"
 BASELINE_STAGES = ("preflight", GATE, "train", "inference", "evaluate", "report", "rca")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from specloop.skills.audit.claims import CANDIDATES, Truth
 from specloop.skills.audit.findings import Findings
-from specloop.skills.audit.records import LOG_FILE, RunRecords
+from specloop.skills.audit.run_records import LOG_FILE, RunRecords
 
 P = r"(\d+(?:\.\d+)?)"
 ANY_PERCENT = re.compile(rf"(?<![\w@.]){P}%")

@@ -1,1 +1,1 @@
-"""Root-cause analysis of KPI gaps and routing of weak samples."""
+"""Root-cause analysis of KPI gaps (routing the weak samples it selects is `skills.routing`)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from specloop.ledger.redaction import redact
 from specloop.skills.audit.findings import Findings
-from specloop.skills.audit.records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords
+from specloop.skills.audit.run_records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords
 
 # Files no secret can sit in readably: weights, images, columnar binaries.
 BINARY_SUFFIXES = frozenset(
@@ -25,7 +25,7 @@ CALL_NUMBERS = ("input_tokens", "output_tokens", "cost_usd")
 HARD_STOP = re.compile(r"hard stop \[([^\]]+)\]: (.*\S)")
 
 
-def check_record(run: RunRecords, out: Findings) -> dict[str, Any]:
+def check_hygiene(run: RunRecords, out: Findings) -> dict[str, Any]:
     """Run the record-hygiene checks; return the run's model usage for the report."""
     _secrets(run, out)
     usage = _model_calls(run, out)
