@@ -36,6 +36,8 @@ class Candidate:
     cons: tuple[str, ...]
     constraints: str  # e.g. "CPU-friendly; input fixed at 8x8"
     cpu_friendly: bool = True
+    # per-section overrides merged over the family's config, e.g. {"data": {"image_size": 32}}
+    config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,13 @@ class Family:
     full_dataset: DatasetRef
     template: str  # folder under specloop/templates/target/
     requirements: tuple[str, ...] = ()  # pip distributions every candidate needs
-    labels: tuple[str, ...] = ()  # default class names when the requirement names none
+    labels: tuple[str, ...] = ()  # the mini set's class names (a requirement's labels rename them)
+    # sections of the generated configs/default.yaml the family sets: `data` (required) and
+    # overrides of the common `train` / `infer` / `serve` defaults
+    config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    mini_per_class: int = 30  # default size of the mini set (samples, or series, per class)
+    # how many rows one epoch of the full dataset trains on (for tech.md's extrapolations)
+    full_train_samples: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def candidate(self, name: str) -> Candidate:
