@@ -80,7 +80,7 @@ def test_leakage_of_a_kpi_row_into_the_training_set(ws: Path) -> None:
     kpi_row = to_workspace_paths(read_csv(ws / "kpi" / "testing_set.csv"), "kpi/images").iloc[[0]]
     df = read_csv(_combined(ws))
     write_csv(pd.concat([df.iloc[:-1], kpi_row], ignore_index=True), _combined(ws))
-    stop = _fire(ws, deft.validate, "validate")
+    stop = _fire(ws, deft.node("validate"), "validate")
     assert stop["check"] == "leakage" and "kpi" in stop["detail"]
 
 
@@ -88,7 +88,7 @@ def test_a_row_lost_on_assembly_is_a_silent_drop(ws: Path) -> None:
     _rewind(_run(ws), "iter1", "validate")
     df = read_csv(_combined(ws))
     write_csv(df.iloc[:-1], _combined(ws))
-    stop = _fire(ws, deft.validate, "validate")
+    stop = _fire(ws, deft.node("validate"), "validate")
     assert stop["check"] == "silent-drop"
     assert f"assembled {len(df) - 1} rows but {len(df)} went in" in stop["detail"]
 
@@ -98,7 +98,7 @@ def test_a_missing_image_names_file_and_line(ws: Path) -> None:
     df = read_csv(_combined(ws))
     df.loc[3, "input_path"] = "train/images/no_such_board"
     write_csv(df, _combined(ws))
-    stop = _fire(ws, deft.validate, "validate")
+    stop = _fire(ws, deft.node("validate"), "validate")
     assert stop["check"] == "missing-file" and "(line 5)" in stop["detail"]
 
 
@@ -106,8 +106,8 @@ def test_a_training_csv_that_breaks_the_schema(ws: Path) -> None:
     _rewind(_run(ws), "iter1", "validate")
     df = pd.read_csv(_combined(ws), dtype=str, keep_default_na=False).drop(columns=["label"])
     df.to_csv(_combined(ws), index=False)
-    stop = _fire(ws, deft.validate, "validate")
-    assert stop["check"] == "input" and "train_combined_iter1.csv" in stop["detail"]
+    stop = _fire(ws, deft.node("validate"), "validate")
+    assert stop["check"] == "data-contract" and "train_combined_iter1.csv" in stop["detail"]
     assert "label" in stop["detail"]
 
 
@@ -115,7 +115,7 @@ def test_an_empty_mining_pool(ws: Path) -> None:
     _rewind(_run(ws), "iter1", "data_mining")
     pool_csv = ws / "augmentation" / "mining_pool" / "mining_pool.csv"
     write_csv(read_csv(pool_csv).iloc[0:0], pool_csv)
-    stop = _fire(ws, deft.data_mining, "data_mining")
+    stop = _fire(ws, deft.node("data_mining"), "data_mining")
     assert stop["check"] == "empty-mining-pool" and "has no rows" in stop["detail"]
 
 
@@ -124,7 +124,7 @@ def test_a_missing_reference_file_stops_before_the_stage_acts(ws: Path) -> None:
     _rewind(run, "iter1", "routing")
     shutil.rmtree(run / "iter1" / "routing_results")
     (run / "baseline" / "rca_results" / "kpi_gaps.parquet").unlink()
-    stop = _fire(ws, deft.routing, "routing")
+    stop = _fire(ws, deft.node("routing"), "routing")
     assert stop["check"] == "missing-reference"
     assert stop["detail"] == "stage routing needs baseline/rca_results/kpi_gaps.parquet, which is not there"
     assert not (run / "iter1" / "routing_results").exists(), "the stage acted despite a missing input"

@@ -1,10 +1,11 @@
-"""The common shape of an agent: its role text, the contracts of its stages, and its record."""
+"""The common shape of an agent: its role text, the contracts of its stages, its record, and the
+one result type every stage method returns."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import cache
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, ClassVar, TypeVar
 
@@ -12,15 +13,17 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from specloop.agents.context import RunContext
 from specloop.llm import BudgetExceeded, LLMError
-from specloop.skills.contracts import Contract, load_contracts
 from specloop.skills.number_check import check_text
 
 T = TypeVar("T")
 
 
-@cache
-def contracts() -> dict[str, Contract]:
-    return load_contracts()
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage method returns: its one-line summary and the record merged into the state."""
+
+    summary: str
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 class Agent:
@@ -34,7 +37,7 @@ class Agent:
 
     def instructions(self, stage: str) -> str:
         """What a chat model would be told for `stage`: the role file plus that stage's spec section."""
-        contract = contracts().get(stage)
+        contract = self.ctx.contracts.get(self.ctx.pipeline, stage)
         section = f"\n\n## Stage spec ({contract.source})\n\n{contract.prose}" if contract else ""
         return self.role_text() + section
 

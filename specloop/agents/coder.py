@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from specloop.agents.base import Agent
+from specloop.agents.base import Agent, StageResult
 from specloop.agents.context import RunContext
 from specloop.skills.aoi.spec import ExperimentSpec, load_spec
 from specloop.skills.changenet import api as changenet
@@ -16,7 +16,7 @@ SPEC_NAME = "spec.yaml"
 
 
 def stage_spec(ctx: RunContext, iter_label: str, stage: str, *, must_exist: bool = True) -> ExperimentSpec:
-    path = ctx.iter_dir(iter_label) / stage / SPEC_NAME
+    path = ctx.layout.iteration(iter_label).root / stage / SPEC_NAME
     if not path.is_file() and not must_exist:
         return load_spec(ctx.workspace.spec)
     return load_spec(path)
@@ -30,7 +30,7 @@ def write_stage_spec(ctx: RunContext, iter_label: str, overrides: dict[str, Any]
     conf = OmegaConf.load(ctx.workspace.spec)
     for key, value in overrides.items():
         OmegaConf.update(conf, key, value, force_add=True)
-    path = ctx.iter_dir(iter_label) / "train" / SPEC_NAME
+    path = ctx.layout.iteration(iter_label).train_spec
     path.parent.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(conf, path)
     return path
@@ -39,12 +39,13 @@ def write_stage_spec(ctx: RunContext, iter_label: str, overrides: dict[str, Any]
 class Coder(Agent):
     role = "coder"
 
-    def train(self, iter_label: str) -> tuple[str, dict[str, Any]]:
+    def train(self, iter_label: str) -> StageResult:
         ctx = self.ctx
         ws = ctx.workspace
         state = ctx.state()
         cfg = state["config"]
-        out_dir = ctx.iter_dir(iter_label) / "train"
+        it = ctx.layout.iteration(iter_label)
+        out_dir = it.train_dir
         val = ws.split("validation")
         kpi = ws.split("kpi")
         overrides: dict[str, Any] = {
@@ -65,15 +66,13 @@ class Coder(Agent):
             }
         else:
             overrides |= {
-                "dataset.classify.train_dataset.csv_path": str(
-                    ctx.iter_dir(iter_label) / "dataset" / f"train_combined_{iter_label}.csv"
-                ),
+                "dataset.classify.train_dataset.csv_path": str(it.combined_csv),
                 "dataset.classify.train_dataset.images_dir": str(ws.root),
                 "train.num_epochs": cfg["finetune_epochs"],
                 "train.pretrained_model_path": str(ctx.run_dir / state["best"]["checkpoint"]),
                 "train.optim.lr": cfg["finetune_lr"],
             }
-        latest = out_dir / "latest.pth"
+        latest = it.checkpoint("latest")
         if latest.is_file():
             # A kill during this stage left epoch checkpoints: continue instead of starting over.
             overrides["train.resume_training_checkpoint_path"] = str(latest)
@@ -94,4 +93,4 @@ class Coder(Agent):
             f"{result.epochs_run} epoch(s) on {spec.model.backbone.type} in {result.seconds:.0f}s "
             f"({result.pairs_per_sec:.0f} pairs/s, {result.device})"
         )
-        return summary, {"train_seconds": result.seconds, "pairs_per_sec": result.pairs_per_sec}
+        return StageResult(summary, {"train_seconds": result.seconds, "pairs_per_sec": result.pairs_per_sec})

@@ -11,13 +11,13 @@ from dotenv import dotenv_values
 from rich.console import Console
 
 from specloop.ledger import state as ledger_state
+from specloop.ledger.layout import RunLayout
 from specloop.ledger.redaction import collect_secrets
 from specloop.ledger.transcript import Transcript
 from specloop.llm import LLM, Budget, LLMCall, get_llm, load_settings
 from specloop.skills.aoi.layout import Workspace
+from specloop.skills.contracts import ContractSet, load_contracts
 
-LOOP_LOG = "loop_log.jsonl"
-TRANSCRIPT = "transcript.jsonl"
 MODEL_CALL = "model_call"
 
 
@@ -30,12 +30,15 @@ class RunContext:
     run_dir: Path
     workspace: Workspace
     transcript: Transcript
+    contracts: ContractSet
+    pipeline: str = "deft"
     console: Console = field(default_factory=lambda: Console(stderr=True))
     progress: bool = True
     llm_config: str | None = None  # None or "offline": every agent runs its offline policy
     record_to: Path | None = None  # a cassette that every model call is appended to
     stage: tuple[str, str] = ("baseline", "preflight")  # (iteration, stage) being run
     tokens: dict[str, Any] = field(default_factory=no_tokens)  # this stage's model usage
+    gate_answer: dict[str, Any] | None = None  # what the person (or --yes) answered at the gate
     _llm: LLM | None = field(default=None, repr=False)
 
     @classmethod
@@ -47,10 +50,12 @@ class RunContext:
         secrets = collect_secrets(env_values, os.environ)
         options = options or {}
         record = options.get("record")
+        specs = options.get("specs")
         return cls(
             run_dir,
             ws,
-            Transcript(run_dir / TRANSCRIPT, secrets),
+            Transcript(RunLayout(run_dir).transcript, secrets),
+            load_contracts([Path(p) for p in specs] if specs else None),
             progress=progress,
             llm_config=options.get("llm"),
             record_to=Path(record) if record else None,
@@ -94,14 +99,15 @@ class RunContext:
         self.tokens = no_tokens()
 
     @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.run_dir)
+
+    @property
     def log_path(self) -> Path:
-        return self.run_dir / LOOP_LOG
+        return self.layout.log
 
     def state(self) -> dict[str, Any]:
         return ledger_state.load(self.run_dir)
 
     def config(self) -> dict[str, Any]:
         return self.state()["config"]
-
-    def iter_dir(self, label: str) -> Path:
-        return self.run_dir / label

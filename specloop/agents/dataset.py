@@ -9,10 +9,11 @@ from typing import Any
 import pandas as pd
 from rich.markup import escape
 
-from specloop.agents.base import Agent
+from specloop.agents.base import Agent, StageResult
 from specloop.errors import ContractError, HardStop
 from specloop.ledger import state as ledger_state
 from specloop.ledger.files import atomic_write_json, read_json
+from specloop.ledger.layout import iteration_number, previous_label
 from specloop.skills.aoi.assemble import assemble
 from specloop.skills.aoi.pool import require_unchanged, stage_pool, to_workspace_paths
 from specloop.skills.aoi.schema import LEAKAGE_KEY, leakage_keys, read_csv, write_csv
@@ -20,7 +21,6 @@ from specloop.skills.aoi.spec import load_spec
 from specloop.skills.mining import EmbeddingCache, get_embedder, mine, random_draw
 from specloop.skills.routing import route
 
-SYNTH_DIR = "synth_pool"
 EMBED_CACHE = ".cache/embeddings.parquet"
 
 
@@ -35,15 +35,24 @@ class Dataset(Agent):
             "baseline",
             stage_pool,
             ws=self.ctx.workspace,
-            out_dir=self.ctx.run_dir / SYNTH_DIR,
+            out_dir=self.ctx.layout.synth_pool,
             lights=spec.lights(),
             image_ext=spec.dataset.classify.image_ext,
         )
 
     def _pool_rows(self) -> pd.DataFrame:
-        return pd.read_parquet(self.ctx.run_dir / SYNTH_DIR / "source_pool.parquet")
+        return pd.read_parquet(self.ctx.layout.source_pool)
 
-    def routing(self, iter_label: str, prev_label: str) -> dict[str, Any]:
+    def routing(self, iter_label: str) -> StageResult:
+        n = iteration_number(iter_label)
+        ledger_state.update(self.ctx.run_dir, lambda st: st.__setitem__("current_iteration", n))
+        s = self._route(iter_label, previous_label(iter_label) or "baseline")
+        return StageResult(
+            f"{s['to_mining']} target(s) to mining, {s['to_anomalygen']} to the synthetic pool",
+            {"routing": s},
+        )
+
+    def _route(self, iter_label: str, prev_label: str) -> dict[str, Any]:
         pool = self._pool_rows()
         pool_labels = set(pool.loc[pool["source"] == "mining_pool", "label"])
         if not pool_labels and not (pool["source"] == "synthetic").any():
@@ -53,23 +62,31 @@ class Dataset(Agent):
             "routing",
             iter_label,
             route,
-            gaps_parquet=self.ctx.iter_dir(prev_label) / "rca_results" / "kpi_gaps.parquet",
+            gaps_parquet=self.ctx.layout.iteration(prev_label).kpi_gaps,
             pool_labels=pool_labels,
-            out_dir=self.ctx.iter_dir(iter_label) / "routing_results",
+            out_dir=self.ctx.layout.iteration(iter_label).routing_dir,
         )
 
-    def anomalygen(self, iter_label: str) -> dict[str, Any]:
+    def anomalygen(self, iter_label: str) -> StageResult:
+        s = self._ingest(iter_label)
+        if s["skipped"]:
+            return StageResult("no targets routed to the synthetic pool: skipped", {"anomalygen": s})
+        return StageResult(
+            f"ingested {s['rows_ingested']} synthetic pair(s) for {', '.join(s['routed_labels'])}",
+            {"anomalygen": s},
+        )
+
+    def _ingest(self, iter_label: str) -> dict[str, Any]:
         """Ingest pre-generated pairs for the labels routed here, each pair once per run."""
         ws = self.ctx.workspace
-        manifest = read_json(self.ctx.run_dir / SYNTH_DIR / "manifest.json")
+        it = self.ctx.layout.iteration(iter_label)
+        manifest = read_json(self.ctx.layout.synth_manifest)
         try:
             require_unchanged(ws, manifest)
         except ContractError as exc:
             raise HardStop("synthetic-pool-mutated", str(exc)) from None
-        routed = pd.read_parquet(
-            self.ctx.iter_dir(iter_label) / "routing_results" / "routing_anomalygen.parquet"
-        )
-        sdg = read_csv(self.ctx.run_dir / SYNTH_DIR / "sdg_rows.csv")
+        routed = pd.read_parquet(it.routing_anomalygen)
+        sdg = read_csv(self.ctx.layout.sdg_rows)
         used = self._already_trained_keys()
         fresh = sdg[~leakage_keys(sdg).isin(used)]
         top_k = self.ctx.config()["top_k_per_target"]
@@ -78,7 +95,7 @@ class Dataset(Agent):
             budget = len(group) * top_k
             picked.append(fresh[fresh["label"] == str(label).strip().lower()].head(budget))
         rows = pd.concat(picked, ignore_index=True) if picked else sdg.iloc[0:0]
-        out = self.ctx.iter_dir(iter_label) / "anomalygen"
+        out = it.anomalygen_dir
         out.mkdir(parents=True, exist_ok=True)
         write_csv(rows, out / "sdg_rows.csv")
         summary = {
@@ -115,15 +132,24 @@ class Dataset(Agent):
             frames.append(mined)
         return pd.concat(frames, ignore_index=True)
 
-    def data_mining(self, iter_label: str) -> dict[str, Any]:
+    def data_mining(self, iter_label: str) -> StageResult:
+        s = self._mine(iter_label)
+        if s.get("skipped"):
+            return StageResult("no targets routed to mining: skipped", {"mining": s})
+        return StageResult(
+            f"kept {s['kept']} of {s['candidates']} neighbour(s) (rejected {s['rejected']}, "
+            f"duplicates {s['duplicates']})",
+            {"mining": s},
+        )
+
+    def _mine(self, iter_label: str) -> dict[str, Any]:
         ws = self.ctx.workspace
+        it = self.ctx.layout.iteration(iter_label)
         cfg = self.ctx.config()
         spec = load_spec(ws.spec)
         ds = spec.dataset.classify
-        targets = pd.read_parquet(
-            self.ctx.iter_dir(iter_label) / "routing_results" / "routing_mining.parquet"
-        )
-        out_dir = self.ctx.iter_dir(iter_label) / "mining_filter"
+        targets = pd.read_parquet(it.routing_mining)
+        out_dir = it.mining_dir
         pool_split = ws.split("mining_pool")
         if targets.empty or not pool_split.csv.is_file():
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +220,7 @@ class Dataset(Agent):
         self, iter_label: str, pool: pd.DataFrame, n: int, exclude: dict[str, pd.DataFrame], out: Path
     ) -> None:
         """Replace the mined rows by as many rows drawn at random from the eligible pool."""
-        seed = int(iter_label.removeprefix("iter"))
+        seed = iteration_number(iter_label)
         rows = self.tool(
             "mining.random_draw",
             "data_mining",
@@ -216,23 +242,29 @@ class Dataset(Agent):
         return f"changenet:{self.ctx.run_dir / baseline['best_ckpt_path']}"
 
     def _previous_kept(self, iter_label: str) -> int | None:
-        n = int(iter_label.removeprefix("iter"))
-        if n <= 1:
+        if iteration_number(iter_label) <= 1:
             return None
-        prev = ledger_state.iteration(self.ctx.state(), f"iter{n - 1}").get("mining", {})
+        prev = ledger_state.iteration(self.ctx.state(), previous_label(iter_label) or "").get("mining", {})
         return prev.get("kept")
 
-    def assemble(self, iter_label: str) -> dict[str, Any]:
+    def assemble(self, iter_label: str) -> StageResult:
+        s = self._assemble(iter_label)
+        added = {k: v for k, v in s["by_source"].items() if k in ("mining_pool", "synthetic")}
+        return StageResult(
+            f"{s['rows_out']} rows ({', '.join(f'+{v} {k}' for k, v in added.items()) or 'nothing new'})",
+            {"assembled": s, "rows_added": added},
+        )
+
+    def _assemble(self, iter_label: str) -> dict[str, Any]:
         ws = self.ctx.workspace
         state = self.ctx.state()
-        it_dir = self.ctx.iter_dir(iter_label)
+        it = self.ctx.layout.iteration(iter_label)
         train = ws.split("training")
         base = to_workspace_paths(read_csv(train.csv), ws.rel(train.images_dir))
-        mined = read_csv(it_dir / "mining_filter" / "mined_rows.csv")
+        mined = read_csv(it.mined_rows)
         mined = to_workspace_paths(mined, ws.rel(ws.split("mining_pool").images_dir)) if len(mined) else mined
-        sdg = read_csv(it_dir / "anomalygen" / "sdg_rows.csv")
+        sdg = read_csv(it.anomalygen_dir / "sdg_rows.csv")
         prev = state.get("training_csv")
-        ds_dir = it_dir / "dataset"
         return self.tool(
             "aoi.assemble",
             "assemble",
@@ -241,6 +273,6 @@ class Dataset(Agent):
             previous=(self.ctx.run_dir / prev) if prev else None,
             base=base,
             additions=[("mining_pool", mined), ("synthetic", sdg)],
-            out_csv=ds_dir / f"train_combined_{iter_label}.csv",
-            provenance_csv=ds_dir / f"train_combined_{iter_label}_provenance.csv",
+            out_csv=it.combined_csv,
+            provenance_csv=it.provenance_csv,
         )

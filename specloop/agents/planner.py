@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
-from specloop.agents.base import Agent
+from specloop.agents.base import Agent, StageResult
 from specloop.agents.dataset import Dataset
 from specloop.agents.ops import Ops
 from specloop.ledger import state as ledger_state
 from specloop.ledger.files import atomic_write_text
+from specloop.ledger.layout import iteration_number
 from specloop.ledger.requests import stop_request
+from specloop.pipelines.registry import GATE
 from specloop.skills.aoi.schema import read_csv
 from specloop.skills.aoi.spec import load_spec
 from specloop.skills.mining import resolve_embedder
@@ -35,8 +38,9 @@ def kpi_target_text(far_target: float) -> str:
 class Planner(Agent):
     role = "planner"
 
-    def preflight(self, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def preflight(self, label: str) -> StageResult:
         ctx = self.ctx
+        options = ctx.config()["options"]
         ws = ctx.workspace
         spec = load_spec(ws.spec)
         env = self.tool("ops.env_probe", "preflight", "baseline", Ops(ctx).environment, spec=spec)
@@ -139,13 +143,36 @@ class Planner(Agent):
         )
         if narrative:
             text += "\n## Narrative\n\n" + narrative + "\n"
-        atomic_write_text(ctx.run_dir / "preflight_summary.md", text)
+        atomic_write_text(ctx.layout.preflight_summary, text)
         ctx.console.print(text, markup=False, highlight=False)
         one_line = (
             f"{n_train} training rows, {len(defect_types)} defect types, embedder {embedder}, "
             f"{env['device']}; about {math.ceil(est / 60)} min"
         )
-        return one_line, {"estimated_seconds": est, "defect_types": defect_types}
+        return StageResult(one_line, {"estimated_seconds": est, "defect_types": defect_types})
+
+    def gate_request(self, label: str) -> dict[str, Any]:
+        """What the gate asks (read only: LangGraph re-runs the gate node up to its interrupt)."""
+        summary = self.ctx.layout.preflight_summary.read_text(encoding="utf-8")
+        return {
+            "question": "Approve this DEFT run? (go/yes)",
+            "summary": summary,
+            "run_dir": str(self.ctx.run_dir),
+        }
+
+    def approve(self, label: str) -> StageResult:
+        """Record the approval the gate received (`--yes`, a person at the prompt, or the chat)."""
+        answer = self.ctx.gate_answer or {}
+        by = str(answer.get("by", "unknown"))
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+
+        def approve(st: dict[str, Any]) -> None:
+            st["approval"] = {"approved": bool(answer.get("approved")), "by": by, "at": at}
+            st["status"] = "in_progress"
+
+        ledger_state.update(self.ctx.run_dir, approve)
+        self.record("approval", GATE, label, approved=bool(answer.get("approved")), by=by)
+        return StageResult(f"approved by {by}")
 
     def _wording(self) -> str:
         llm = self.ctx.llm
@@ -156,7 +183,7 @@ class Planner(Agent):
     def decide(self, iter_label: str, rca: dict[str, Any]) -> dict[str, Any]:
         """Stop when the KPI is met, the last iteration is done or a person asked to stop; otherwise go on."""
         st = self.ctx.state()
-        n = 0 if iter_label == "baseline" else int(iter_label.removeprefix("iter"))
+        n = iteration_number(iter_label)
         far, target = rca["far_at_100_recall"], rca["far_target"]
         if rca["kpi_met"]:
             decision = {"stop": True, "reason": "kpi_met"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from specloop.agents.base import Agent
+from specloop.agents.base import Agent, StageResult
 from specloop.ledger.files import atomic_write_text
 from specloop.skills.report import iteration_summary, render_report
 from specloop.skills.report.text import MAX_SUMMARY_WORDS
@@ -31,7 +31,7 @@ _SUMMARY_FACTS = (
 class Reporter(Agent):
     role = "reporter"
 
-    def report(self, iter_label: str) -> str:
+    def report(self, iter_label: str) -> StageResult:
         offline = iteration_summary(self.ctx.run_dir, iter_label)
         title, _, body = offline.partition("\n")
         st = self.ctx.state()
@@ -52,7 +52,7 @@ class Reporter(Agent):
             offline=body.strip(),
             max_words=MAX_SUMMARY_WORDS - len(title.split()),
         )
-        atomic_write_text(self.ctx.run_dir / f"{iter_label}_summary.md", f"{title}\n\n{text.strip()}\n")
+        atomic_write_text(self.ctx.layout.iteration(iter_label).summary_md, f"{title}\n\n{text.strip()}\n")
         path = self.tool(
             "report.render_report",
             "report",
@@ -61,7 +61,7 @@ class Reporter(Agent):
             run_dir=self.ctx.run_dir,
             narrative=self._narrative(),
         )
-        return f"wrote {iter_label}_summary.md and {path.name}"
+        return StageResult(f"wrote {iter_label}_summary.md and {path.name}")
 
     def final_report(self) -> None:
         st = self.ctx.state()
@@ -91,7 +91,7 @@ class Reporter(Agent):
         """Each iteration's RCA findings in words, shown on its card."""
         out = {}
         for label in self.ctx.state()["iterations"]:
-            path = self.ctx.iter_dir(label) / "rca_results" / "rca_explanation.md"
+            path = self.ctx.layout.iteration(label).rca_explanation
             if path.is_file():
                 out[label] = path.read_text(encoding="utf-8").strip()
         return out

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from specloop import __version__
-from specloop.cli import audit, changenet, chat, deft, mine, workspace
-from specloop.errors import SpecloopError
+from specloop.cli import audit, changenet, chat, deft, mine, specs, workspace
+from specloop.errors import SpecloopError, render
 
 app = typer.Typer(
     name="specloop",
@@ -26,6 +26,7 @@ app.add_typer(deft.app, name="deft")
 app.command("mine")(mine.mine_command)
 app.command("audit")(audit.audit_command)
 app.command("chat")(chat.chat_command)
+app.add_typer(specs.app, name="specs")
 
 err_console = Console(stderr=True)
 
@@ -44,7 +45,7 @@ def main() -> None:
     try:
         app()
     except SpecloopError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(render(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug, not bad input: say so briefly, full trace on request
         if os.environ.get("SPECLOOP_DEBUG"):

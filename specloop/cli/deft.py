@@ -84,6 +84,7 @@ def _run(
     record: Path | None = None,
     finetune_epochs: int | None = None,
     mining: str = "knn",
+    specs: list[Path] | None = None,
 ) -> None:
     for flag, value in (("--epochs", epochs), ("--finetune-epochs", finetune_epochs)):
         if value is not None and value < 1:
@@ -100,6 +101,7 @@ def _run(
         "embedder": embedder,
         "progress": progress,
         "checkpointer": checkpointer,
+        "specs": [str(p.resolve()) for p in specs] if specs else None,
     }
     if max_iterations is not None and max_iterations < 1:
         raise SpecloopError("--max-iterations must be at least 1.")
@@ -134,6 +136,11 @@ _RECORD = typer.Option(None, "--record", help="Append every model call to this c
 _FT_EPOCHS = typer.Option(
     None, "--finetune-epochs", help="Epochs per iteration (default: half the baseline's)."
 )
+_SPECS = typer.Option(
+    None,
+    "--specs",
+    help="Read the stage contracts from these spec files or folders (default: the shipped specs).",
+)
 _MINING = typer.Option(
     "knn", "--mining", help="knn (default), or random: as many rows drawn at random (an ablation control)."
 )
@@ -154,6 +161,7 @@ def run(
     record: Path | None = _RECORD,
     finetune_epochs: int | None = _FT_EPOCHS,
     mining: str = _MINING,
+    specs: list[Path] | None = _SPECS,
 ) -> None:
     """Start a DEFT run on a workspace (pre-flight, one approval, baseline, iterations, report)."""
     _run(
@@ -170,6 +178,7 @@ def run(
         record=record,
         finetune_epochs=finetune_epochs,
         mining=mining,
+        specs=specs,
     )
 
 

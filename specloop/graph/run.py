@@ -18,6 +18,7 @@ from specloop.ledger import state as ledger_state
 from specloop.llm import BudgetExceeded
 from specloop.skills.aoi.check import check_workspace
 from specloop.skills.aoi.layout import Workspace
+from specloop.skills.contracts import load_contracts
 
 EXIT_KPI_MET = 0
 EXIT_UNEXPECTED = 1
@@ -60,8 +61,10 @@ def thread_config(run_dir: Path) -> dict[str, Any]:
 
 
 def create_run(workspace: Path, options: dict[str, Any]) -> Path:
-    """Check the workspace, then create `results/run_<ts>/` with its initial state (nothing else)."""
+    """Check the specs and the workspace, then create `results/run_<ts>/` with its initial state
+    (nothing else). Broken contracts or data stop here, before a run directory exists."""
     workspace = workspace.resolve()
+    load_contracts(specs_of(options))
     report = check_workspace(workspace)
     if not report.ok:
         errors = [p.sentence() for p in report.problems if p.severity == "error"]
@@ -92,6 +95,12 @@ def create_run(workspace: Path, options: dict[str, Any]) -> Path:
     return run_dir
 
 
+def specs_of(options: dict[str, Any]) -> list[Path] | None:
+    """The spec folders a run reads its contracts from (None: the shipped specs)."""
+    specs = options.get("specs")
+    return [Path(p) for p in specs] if specs else None
+
+
 def drive(
     run_dir: Path,
     *,
@@ -103,7 +112,7 @@ def drive(
     st = ledger_state.load(run_dir)
     options = st["config"]["options"]
     with open_checkpointer(run_dir, checkpointer_url) as saver:
-        graph = build_deft_graph(saver)
+        graph = build_deft_graph(saver, specs=specs_of(options))
         config = thread_config(run_dir)
         snapshot = graph.get_state(config)
         if not snapshot.values:

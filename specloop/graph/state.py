@@ -1,11 +1,11 @@
-"""The DEFT graph's state: small, plain JSON. Everything large lives on disk under the run dir."""
+"""The graphs' state: small, plain JSON. Everything large lives on disk under the run dir."""
 
 from __future__ import annotations
 
 from typing import Any, TypedDict
 
 
-class DeftGraphState(TypedDict, total=False):
+class GraphState(TypedDict, total=False):
     run_dir: str
     workspace: str
     options: dict[str, Any]

@@ -6,26 +6,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from specloop.ledger.layout import BASELINE, FINAL
 from specloop.ledger.transcript import entry_hash, verify_chain
+from specloop.pipelines.registry import get_pipeline
 from specloop.skills.audit.findings import Findings
 from specloop.skills.audit.run_records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords, iter_number
 
-GATE = "approval_gate"
-BASELINE_STAGES = ("preflight", GATE, "train", "inference", "evaluate", "report", "rca")
-ITERATION_STAGES = (
-    "routing",
-    "anomalygen",
-    "data_mining",
-    "assemble",
-    "validate",
-    "train",
-    "inference",
-    "evaluate",
-    "report",
-    "rca",
-)
-FINAL = "final"
-FINAL_STAGES = ("loop_stop",)
+DEFT = get_pipeline("deft")
+GATE = DEFT.gate.name
+# The stage lists the audit expects come from the stage registry, never a copy of the order.
+BASELINE_STAGES = DEFT.order("baseline")
+ITERATION_STAGES = DEFT.order("iteration")
+FINAL_STAGES = DEFT.order("final")
 _STOPPED = re.compile(r"stopped \((\w+)\)")
 # The keys every line carries (a log line's `tokens` is record.tokens' to check).
 LOG_KEYS = ("seq", "ts", "iter", "stage", "status", "summary", "duration_sec")
@@ -35,7 +27,7 @@ TRANSCRIPT_KEYS = ("n", "ts", "agent", "kind", "iter", "stage", "data", "prev_ha
 def stages_of(label: str) -> tuple[str, ...]:
     if label == FINAL:
         return FINAL_STAGES
-    return BASELINE_STAGES if label == "baseline" else ITERATION_STAGES
+    return BASELINE_STAGES if label == BASELINE else ITERATION_STAGES
 
 
 def finished(run: RunRecords) -> bool:
@@ -218,10 +210,7 @@ def _transcript_vs_log(run: RunRecords, out: Findings) -> None:
         for n, e in run.transcript_entries
         if e.get("kind") == "stage_end"
     }
-    no_model = not run.state.get("best")
     for (label, stage), number in logged_ok.items():
-        if stage == GATE or (stage == "loop_stop" and no_model):
-            continue  # the gate records an `approval` entry; a loop_stop without a model records none
         if (label, stage) not in ended:
             out.add(
                 "integrity.transcript-log",
