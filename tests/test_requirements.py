@@ -196,6 +196,11 @@ def test_answering_the_alternative_makes_it_feasible(parsed: dict[str, Requireme
     assert not kept.feasibility.feasible and done_when(kept)
 
 
+def test_answer_naming_an_unregistered_family_is_one_sentence(parsed: dict[str, Requirements]) -> None:
+    with pytest.raises(SpecloopError, match=r"^answers.yaml: question Q1 option a names the task family"):
+        apply_answers(parsed[VAGUE], {"Q1": "a"}, source="answers.yaml", today=TODAY, families=[])
+
+
 def test_vague_request_answered_by_family(parsed: dict[str, Requirements], families) -> None:
     q1 = parsed[VAGUE].questions[0]
     option = next(o for o in q1.options if o.value == "timeseries")
@@ -277,6 +282,10 @@ SLA_CASES = [
     ("sort photos of cats and dogs", "labels", None),
     ("classify photos of cats and dogs", "labels", ["cats", "dogs"]),
     ("recognize digits 0-9", "labels", DIGITS),
+    ("split the data into train and test", "labels", None),
+    ("as fast as possible and cheap", "labels", None),
+    ("labels: ok, scratch, dent", "labels", ["ok", "scratch", "dent"]),
+    ("图片分为猫、狗和鸟", "labels", ["猫", "狗", "鸟"]),
 ]
 
 
