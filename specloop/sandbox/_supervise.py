@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,32 @@ def kill_session(proc: subprocess.Popen) -> None:
     """SIGKILL every process still in the command's session (its process group)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _exit_waiter(proc: subprocess.Popen) -> Iterator[Callable[[float], bool]]:
+    """A wait of at most ``timeout`` s for the process's exit that wakes the moment it exits.
+
+    A pidfd makes that immediate; ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms,
+    which would add ~40 ms to every short command.
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+
+        def polled(timeout: float) -> bool:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+
+        yield polled
+        return
+    try:
+        yield lambda timeout: bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
 
 
 def supervise(
@@ -55,20 +82,16 @@ def supervise(
             start_new_session=True,
         )
         try:
-            while True:
-                try:
-                    proc.wait(timeout=max(0.0, min(POLL_S, deadline - time.monotonic())))
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                if time.monotonic() >= deadline:
-                    timed_out = True
-                elif check is not None:
-                    breach = check(proc.pid)
-                if timed_out or breach:
-                    stop(proc)
-                    proc.wait()
-                    break
+            with _exit_waiter(proc) as exited:
+                while not exited(max(0.0, min(POLL_S, deadline - time.monotonic()))):
+                    if time.monotonic() >= deadline:
+                        timed_out = True
+                    elif check is not None:
+                        breach = check(proc.pid)
+                    if timed_out or breach:
+                        stop(proc)
+                        break
+            proc.wait()
         finally:
             if proc.returncode is None:
                 stop(proc)

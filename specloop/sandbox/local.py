@@ -17,7 +17,6 @@ isolate the file system: ``writable`` is honoured by the Docker sandbox only.
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 import signal
 import subprocess
@@ -38,8 +37,11 @@ _NETNS_PREFIXES = (["--net"], ["--user", "--map-root-user", "--net"])
 _NO_NETNS_NOTE = "; it ran without network isolation because no network namespace can be made here"
 
 
-def _launch(config: Mapping[str, object], argv: list[str]) -> list[str]:
-    return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(dict(config)), *argv]
+def _launch(
+    argv: list[str], *, cgroup: Path | None = None, cpu_s: int | None = None, loopback: bool
+) -> list[str]:
+    config = [str(cgroup) if cgroup else "-", str(cpu_s) if cpu_s else "-", "1" if loopback else "-"]
+    return [sys.executable, "-I", "-S", str(LAUNCHER), *config, *argv]
 
 
 @functools.cache
@@ -50,7 +52,7 @@ def network_isolation() -> tuple[str, ...]:
         return ()
     for flags in _NETNS_PREFIXES:
         prefix = (unshare, *flags)
-        probe = [*prefix, *_launch({"loopback": True}, ["true"])]
+        probe = [*prefix, *_launch(["true"], loopback=True)]
         try:
             done = subprocess.run(probe, capture_output=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired):
@@ -103,10 +105,14 @@ def run_local(
             if group is not None:
                 group.kill_all()
 
-        config = {"cgroup": str(group.path) if group else None, "cpu_s": cpu_s, "loopback": bool(prefix)}
         try:
             outcome = supervise(
-                [*prefix, *_launch(config, list(argv))],
+                [
+                    *prefix,
+                    *_launch(
+                        list(argv), cgroup=group.path if group else None, cpu_s=cpu_s, loopback=bool(prefix)
+                    ),
+                ],
                 cwd=cwd,
                 env=command_env,
                 timeout_s=timeout_s,
