@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -255,3 +256,56 @@ def test_available_reports_each_kind(docker_engine):
 def test_sandbox_runs_the_interpreter_it_is_given(tmp_path):
     rec = run([sys.executable, "-c", "import sys; print(sys.prefix)"], cwd=tmp_path)
     assert rec.ok and rec.stdout_tail.strip() == sys.prefix
+
+
+def _record_from_child(argv: list[str], *, prefix: list[str], env: dict[str, str]) -> dict:
+    """Call :func:`run` in a separate interpreter (another user, another PATH) and read its record.
+
+    The working directory is ``/`` so that another user can enter it; the sandbox writes nothing there.
+    """
+    if not Path("/usr/bin/python3").exists():
+        pytest.skip("these cases run the sandbox from the system's /usr/bin/python3")
+    code = (
+        "import json, sys\nfrom pathlib import Path\nfrom specloop.sandbox import run\n"
+        "print(json.dumps(run(json.loads(sys.argv[1]), cwd=Path('/'), memory_mb=128).to_dict()))\n"
+    )
+    done = subprocess.run(
+        [*prefix, "/usr/bin/python3", "-c", code, json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_unprivileged_caller_gets_a_user_and_network_namespace(host_server):
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("switching to the nobody user needs root and runuser")
+    rec = _record_from_child(
+        ["/usr/bin/python3", "-c", CONNECT, host_server, OUTSIDE],
+        prefix=["runuser", "-u", "nobody", "--"],
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert (rec["sandbox"], rec["limits"]["network"]) == (
+        "local:netns",
+        "unshare --user --map-root-user --net",
+    )
+    assert rec["limits"]["memory_by"] == "pss-poll"
+    result = json.loads(rec["stdout_tail"])
+    assert result[host_server] != "connected"
+    assert result[OUTSIDE].startswith("ENETUNREACH")
+
+
+def test_without_unshare_the_fallback_says_it_is_not_isolated(host_server, tmp_path):
+    empty = tmp_path / "empty_path"
+    empty.mkdir()
+    rec = _record_from_child(
+        ["/usr/bin/python3", "-c", CONNECT, host_server], prefix=[], env={"PATH": str(empty)}
+    )
+    assert rec["sandbox"] == "local:no-netns" and rec["limits"]["network"] == "none"
+    assert rec["message"].endswith(
+        "it ran without network isolation because no network namespace can be made here"
+    )
+    assert json.loads(rec["stdout_tail"])[host_server] == "connected"
