@@ -138,6 +138,13 @@ def test_problems_are_stated_one_by_one(parsed: dict[str, Requirements]) -> None
     assert churn == ["Predict customer churn from our CRM CSV export"]  # the SLA clause is not a problem
 
 
+def test_constraint_clauses_are_not_problems(families: list[Family]) -> None:
+    req = parse_requirement("识别PCB焊点缺陷，误报率要低于1%，数据不能出厂，我们还没有数据", families)
+    assert [it.value for it in req.items if it.key.startswith("problem.")] == ["识别PCB焊点缺陷"]
+    assert req.item("sla.accuracy").value == {"metric": "far", "op": "<=", "value": 0.01}
+    assert req.item("data_source").value == "none"
+
+
 def test_family_reports_runner_up_and_margin(parsed: dict[str, Requirements]) -> None:
     value = parsed[DIGITS_ZH].item("family").value
     assert value["runner_up"] is not None and 0 < value["margin"] <= 1
@@ -270,6 +277,7 @@ SLA_CASES = [
     ("数据不能出厂", "constraint.privacy", "on_prem"),
     ("ship it by Friday", "constraint.deadline", "by Friday"),
     ("下周要用", "constraint.deadline", "下周"),
+    ("预测下周的销量", "constraint.deadline", None),
     ("Python 3.10 on Windows in Docker", "compat.python", "3.10"),
     ("Python 3.10 on Windows in Docker", "compat.os", "windows"),
     ("Python 3.10 on Windows in Docker", "compat.deployment", "docker"),

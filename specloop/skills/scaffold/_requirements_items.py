@@ -37,11 +37,13 @@ class _Hit:
 
 @cache
 def _term_pattern(term: str) -> re.Pattern[str]:
-    """ASCII terms match whole words (case-insensitively unless written in capitals); others substrings."""
+    """ASCII terms match whole words, plurals too (case-insensitively unless written in capitals); other
+    terms (Chinese) match as substrings."""
     if not term.isascii():
         return re.compile(re.escape(term), re.IGNORECASE)
     flags = 0 if term.isupper() else re.IGNORECASE
-    return re.compile(r"(?<![A-Za-z0-9])" + re.escape(term) + r"(?![A-Za-z0-9])", flags)
+    plural = "(?:s|es)?" if term[-1].isalpha() else ""  # "image" matches "images", "price" "prices"
+    return re.compile(r"(?<![A-Za-z0-9])" + re.escape(term) + plural + r"(?![A-Za-z0-9])", flags)
 
 
 def _hits(text: str, table: Mapping[str, Any]) -> list[_Hit]:
@@ -237,15 +239,23 @@ def _metric(text: str, family: Family | None) -> Found:
     return _default("metric")
 
 
+@cache
+def _quality_patterns() -> tuple[re.Pattern[str], ...]:
+    terms = "|".join(re.escape(t) for t in sorted(lexicon()["metric"], key=lambda t: (-len(t), t)))
+    return (
+        re.compile(rf"(?<![a-z])(?P<metric>{terms})(?![a-z])[^\d%]{{0,20}}?(?P<num>\d+(?:\.\d+)?)\s*%", re.I),
+        re.compile(
+            rf"(?P<num>\d+(?:\.\d+)?)\s*%\s*(?:以上|or better|or more)?\s*的?\s*(?P<metric>{terms})(?![a-z])",
+            re.I,
+        ),
+    )
+
+
 def _quality(text: str) -> Found:
     """An explicit quality target on a metric ("accuracy 95%", "准确率达到95%以上", "FAR below 1%")."""
     table = lexicon()["metric"]
-    terms = "|".join(re.escape(t) for t in sorted(table, key=lambda t: (-len(t), t)))
-    for pattern in (
-        rf"(?<![a-z])(?P<metric>{terms})(?![a-z])[^\d%]{{0,20}}?(?P<num>\d+(?:\.\d+)?)\s*%",
-        rf"(?P<num>\d+(?:\.\d+)?)\s*%\s*(?:以上|or better|or more)?\s*的?\s*(?P<metric>{terms})(?![a-z])",
-    ):
-        m = re.search(pattern, text, re.IGNORECASE)
+    for pattern in _quality_patterns():
+        m = pattern.search(text)
         if m:
             metric, direction = table[m.group("metric").lower()]
             target = {
@@ -395,24 +405,30 @@ def _project_name(text: str, problems: Sequence[str], family: Family | None) -> 
     return _keyword(slug, [f"from the words {', '.join(unique)} and the suffix {suffix}"], 0.75)
 
 
-def _is_constraint_clause(clause: str) -> bool:
-    """True for a clause that states only a constraint, SLA or compatibility, not a problem."""
+def _constraint_spans(clause: str) -> list[tuple[int, int]]:
+    """Where a clause states a constraint, SLA, compatibility, metric or data source."""
     lex = lexicon()
-    patterns = [_LATENCY, *_THROUGHPUT, *_MEMORY, *(re.compile(p, re.IGNORECASE) for p in lex["deadline"])]
-    if any(p.search(clause) for p in patterns):
-        return True
-    tables = ("hardware", "privacy", "os", "deployment")
-    return any(_hits(clause, lex[t]) for t in tables) or bool(_hits(clause, _table(lex["deploy_words"])))
+    patterns = [_LATENCY, *_THROUGHPUT, *_MEMORY, *_quality_patterns()]
+    patterns += [re.compile(p, re.IGNORECASE) for p in lex["deadline"]]
+    spans = [m.span() for p in patterns for m in p.finditer(clause) if m.group(0).strip()]
+    tables = [lex[t] for t in ("hardware", "privacy", "os", "deployment", "data_source", "metric")]
+    tables.append(_table(lex["deploy_words"]))
+    return spans + [(h.start, h.end) for t in tables for h in _hits(clause, t)]
 
 
 def _problems(clauses: Sequence[str], label_clauses: set[str], families: Sequence[Family]) -> list[str]:
+    """The clauses that state a problem: those that are not only a constraint, a list of classes or
+    a data source. A clause with a constraint is still a problem when a family keyword or a request for
+    a language model sits outside the constraint."""
     tables = [_family_table(f) for f in families]
+    tables.append(_table(lexicon()["llm_words"], 1.0))
     problems = []
     for clause in clauses:
         if clause in label_clauses:
             continue
-        task_words = any(_hits(clause, t) for t in tables)
-        if task_words or not _is_constraint_clause(clause):
+        spans = _constraint_spans(clause)
+        content = [h for t in tables for h in _hits(clause, t) if h.value >= 1.0]
+        if not spans or any(all(h.end <= s or e <= h.start for s, e in spans) for h in content):
             problems.append(clause)
     return problems or list(clauses[:1])
 
