@@ -309,3 +309,17 @@ def test_without_unshare_the_fallback_says_it_is_not_isolated(host_server, tmp_p
         "it ran without network isolation because no network namespace can be made here"
     )
     assert json.loads(rec["stdout_tail"])[host_server] == "connected"
+
+
+@pytest.mark.parametrize("memory_by", ["auto", "pss-poll"])
+def test_torch_trains_under_a_limit_that_rlimit_as_would_break(memory_by, tmp_path):
+    # RLIMIT_AS at 2048 MB makes `import torch` itself fail here (it maps ~3.6 GB of address space).
+    code = (
+        "import torch; m = torch.nn.Linear(64, 8); opt = torch.optim.SGD(m.parameters(), lr=0.1)\n"
+        "loss = m(torch.randn(32, 64)).pow(2).mean(); loss.backward(); opt.step(); print('stepped')"
+    )
+    rec = run_local(
+        [sys.executable, "-c", code], cwd=tmp_path, memory_mb=2048, memory_by=memory_by, timeout_s=300
+    )
+    assert rec.ok, rec.stderr_tail
+    assert rec.stdout_tail.strip() == "stepped"
