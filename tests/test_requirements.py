@@ -282,11 +282,14 @@ SLA_CASES = [
     ("Python 3.10 on Windows in Docker", "compat.os", "windows"),
     ("Python 3.10 on Windows in Docker", "compat.deployment", "docker"),
     ("runs on a Jetson", "constraint.hardware", "jetson"),
+    ("must run on a laptop CPU", "constraint.hardware", "laptop_cpu"),
     ("runs on a Jetson", "compat.deployment", "edge"),
     ("train it on a GPU", "constraint.hardware", "gpu"),
     ("we have no data yet", "data_source", "none"),
     ("images in a folder", "data_source", "folder"),
     ("report the macro F1", "metric", "f1"),
+    ("judge it by MAE", "metric", "mae"),
+    ("正面/负面", "labels", ["正面", "负面"]),
     ("sort photos of cats and dogs", "labels", None),
     ("classify photos of cats and dogs", "labels", ["cats", "dogs"]),
     ("recognize digits 0-9", "labels", DIGITS),
@@ -344,6 +347,8 @@ def test_markdown_is_for_people_and_deterministic(families: list[Family]) -> Non
     assert f"> {DIGITS_ZH}" in first and "**(recommended)**" in first and "### 2026-12-01" in first
     assert "| REQ-001 | project_name |" in first and "## Feasibility" in first
     assert first.count("```yaml requirements") == 1
+    stopped = render_requirements_md(parse_requirement(VAGUE, families))
+    assert "Feasible: no" in stopped and "A person must answer: Q1" in stopped
 
 
 def test_markdown_keeps_a_requirement_holding_fences(families: list[Family], tmp_path: Path) -> None:

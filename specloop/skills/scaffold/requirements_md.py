@@ -72,13 +72,16 @@ def render_requirements_md(req: Requirements) -> str:
     defaults = [c for c in req.clarifications if c.date is None]
     if defaults:
         out += ["### Defaults (not asked)", ""]
-        out += [f"- {c.item}: {c.text}. Follow-up: {c.follow_up}" for c in defaults]
+        out += [f"- {c.text}. Follow-up: {c.follow_up}" for c in defaults]
         out.append("")
     if not req.clarifications:
         out += ["None yet.", ""]
     f = req.feasibility
     out += ["## Feasibility", "", f"Feasible: {'yes' if f.feasible else 'no'}", ""]
     out += [f"- {r}" for r in f.reasons]
+    blocking = [q.id for q in req.questions if q.resolves and q.answer is None]
+    if blocking:
+        out += ["", f"A person must answer: {', '.join(blocking)} (an assumption under --yes never does)."]
     if f.alternative:
         out += ["", f"Feasible alternative: {f.alternative}"]
     data = yaml.safe_dump(req.model_dump(mode="json"), allow_unicode=True, sort_keys=False, width=10**9)
