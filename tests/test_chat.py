@@ -38,7 +38,8 @@ from specloop.agents.chat_intents import (
 )
 from specloop.agents.context import RunContext
 from specloop.agents.planner import Planner
-from specloop.graph.chat import ChatEvent, ChatSession, GateReached
+from specloop.graph.chat import ChatSession
+from specloop.graph.chat_runner import ChatEvent, GateReached
 from specloop.ledger import loop_log
 from specloop.ledger.requests import request_stop, stop_request
 from specloop.ledger.state import new_state, save

@@ -1,6 +1,7 @@
 """`specloop chat`: a terminal conversation that starts, steers and explains a DEFT run.
 
-Rendering and input only; what a message means and what it does live in `graph.chat`.
+Rendering and input only; what a message means and what it does live in `graph.chat` (the session),
+`graph.chat_router` and `graph.chat_runner`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from rich.rule import Rule
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from specloop.graph.chat import ChatEvent, ChatSession, Turn
+    from specloop.agents.chat import Turn
+    from specloop.graph.chat import ChatSession
+    from specloop.graph.chat_runner import ChatEvent
 
 console = Console(highlight=False, soft_wrap=True)
 PROMPT = "you › "
@@ -38,7 +41,7 @@ def _render_turns(turns: list[Turn]) -> None:
 
 def _render_event(event: ChatEvent) -> None:
     """Called from the run's thread when it stops somewhere the person should hear about."""
-    from specloop.graph.chat import GateReached, RunEnded, RunFailed, RunPaused
+    from specloop.graph.chat_runner import GateReached, RunEnded, RunFailed, RunPaused
 
     if isinstance(event, GateReached):
         console.print(Rule("Pre-flight summary"))

@@ -1,38 +1,30 @@
-"""The chat session's wiring: the chat router graph, the thread that runs a DEFT graph while the
-person keeps talking, and the six actions the chat policies choose from.
+"""The chat session: at most one current run, the person's conversation about it, and the six
+actions the chat policies choose from.
 
-- The router is a small LangGraph graph: `understand` (the offline parser or a chat model picks
-  actions) → `act` (the actions run) → back to `understand` while a model reads the results.
-- A run started from the chat executes in a background thread of this process: the DEFT graph
-  of the run's thread (`thread_id` = run dir name), streamed node by node with
-  `durability="sync"`, so it can pause between stages when the chat closes. It stops at the
-  gate like any run; "go" resumes it with `{"approved": True, "by": "chat"}`.
+- What a message means is the router's job (`graph.chat_router`); running the DEFT graph while the
+  person keeps talking is the background thread's (`graph.chat_runner`).
 - The conversation is checkpointed in the run's own checkpointer, on the thread
-  `<run dir name>:chat` next to the run's thread (LangGraph keeps one root graph per thread, so
-  the two graphs cannot write the same thread id without overwriting each other's checkpoints).
-  `reopen` restores both. Every turn also goes into the run's transcript (`kind: chat`).
+  `<run dir name>:chat` next to the run's thread. `reopen` restores both. Every turn also goes
+  into the run's transcript (`kind: chat`).
+- A run started from the chat stops at the gate like any run; "go" resumes it with
+  `{"approved": True, "by": "chat"}`.
 - No terminal I/O here: `say` returns the new turns and background events go to `notify`.
 """
 
 from __future__ import annotations
 
-import operator
-import os
 import threading
-import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from specloop.agents.chat import ChatContext, Decision, ModelPolicy, OfflinePolicy, Turn, call_action
+from specloop.agents.chat import ChatContext, ModelPolicy, OfflinePolicy, Turn
 from specloop.agents.chat_answers import (
     AT_GATE,
     FINISHED,
@@ -44,44 +36,17 @@ from specloop.agents.chat_answers import (
 )
 from specloop.agents.context import MODEL_CALL, RunContext
 from specloop.errors import SpecloopError
+from specloop.graph.chat_router import LOBBY, build_chat_graph, chat_thread
+from specloop.graph.chat_runner import ChatEvent, GateReached, RunEnded, RunThread, gate_reached
 from specloop.graph.checkpointer import open_checkpointer
 from specloop.graph.deft import build_deft_graph
-from specloop.graph.run import Outcome, create_run, outcome_of, thread_config
+from specloop.graph.run import create_run, outcome_of, specs_of, thread_config
 from specloop.ledger import state as ledger_state
 from specloop.ledger.requests import STOP_REQUEST, request_stop
-from specloop.llm import BudgetExceeded, LLMCall, get_llm, load_settings
+from specloop.llm import LLMCall, get_llm, load_settings
 
-MAX_ROUNDS = 4  # model turns per message: choose actions, read results, … then answer
-LOBBY = {"configurable": {"thread_id": "chat"}}  # the conversation before any run exists
 APPROVED_BY = "chat"
 START_HINT = "Start one with e.g. “run the DEFT loop on ~/ws with 2 iterations and a 0.5% target”."
-
-
-@dataclass(frozen=True)
-class GateReached:
-    run_dir: Path
-    summary: str
-    question: str
-
-
-@dataclass(frozen=True)
-class RunEnded:
-    outcome: Outcome
-
-
-@dataclass(frozen=True)
-class RunPaused:
-    run_dir: Path
-    next_stage: str
-
-
-@dataclass(frozen=True)
-class RunFailed:
-    run_dir: Path
-    message: str
-
-
-ChatEvent = GateReached | RunEnded | RunPaused | RunFailed
 
 
 @dataclass(frozen=True)
@@ -91,59 +56,6 @@ class Reopened:
     history: list[Turn]
     note: str
     event: GateReached | RunEnded | None
-
-
-class ChatState(TypedDict, total=False):
-    turns: Annotated[list[Turn], operator.add]
-    actions: list[dict[str, Any]]
-    rounds: int
-
-
-def chat_thread(run_dir: Path) -> dict[str, Any]:
-    return {"configurable": {"thread_id": f"{run_dir.name}:chat"}}
-
-
-def build_chat_graph(
-    policy: OfflinePolicy | ModelPolicy,
-    tools: dict[str, Callable[..., str]],
-    context: Callable[[], ChatContext],
-    checkpointer: BaseCheckpointSaver,
-) -> CompiledStateGraph:
-    """understand → (act → understand)* → END; the offline parser acts once and answers with the
-    results, a model reads them and answers in its own words (at most MAX_ROUNDS rounds)."""
-
-    def understand(state: ChatState) -> dict[str, Any]:
-        decision: Decision = policy.decide(state["turns"], context())
-        turn: Turn = {"role": "assistant", "text": decision.text}
-        if decision.actions:
-            turn["tool_calls"] = decision.actions
-        return {"turns": [turn], "actions": decision.actions, "rounds": state.get("rounds", 0) + 1}
-
-    def act(state: ChatState) -> dict[str, Any]:
-        results = [
-            {
-                "role": "tool",
-                "id": a["id"],
-                "name": a["name"],
-                "text": call_action(tools, a["name"], a["args"]),
-            }
-            for a in state["actions"]
-        ]
-        return {"turns": results, "actions": []}
-
-    def after_understand(state: ChatState) -> str:
-        return "act" if state.get("actions") else END
-
-    def after_act(state: ChatState) -> str:
-        return "understand" if policy.reads_results and state.get("rounds", 0) < MAX_ROUNDS else END
-
-    g = StateGraph(ChatState)
-    g.add_node("understand", understand)
-    g.add_node("act", act)
-    g.add_edge(START, "understand")
-    g.add_conditional_edges("understand", after_understand, ["act", END])
-    g.add_conditional_edges("act", after_act, ["understand", END])
-    return g.compile(checkpointer=checkpointer)
 
 
 class ChatSession:
@@ -161,7 +73,6 @@ class ChatSession:
         notify: Callable[[ChatEvent], None],
     ) -> None:
         self.default_workspace = workspace.expanduser().resolve() if workspace else None
-        self.notify = notify
         self._llm_arg = llm
         self.tools: dict[str, Callable[..., str]] = {
             f.__name__: f
@@ -186,12 +97,8 @@ class ChatSession:
         self._deft: CompiledStateGraph | None = None
         self._ctx: RunContext | None = None
         self._lock = threading.Lock()
-        self._pending: list[
-            tuple[str, str, dict[str, Any]]
-        ] = []  # (agent, kind, data) not yet in a transcript
-        self._running = False
-        self._thread: threading.Thread | None = None
-        self._pause = threading.Event()
+        self._pending: list[tuple[str, str, dict[str, Any]]] = []  # (agent, kind, data) not yet recorded
+        self._runner = RunThread(self._lock, self._flush_locked, notify)
         self._chat = build_chat_graph(self.policy, self.tools, self._context, InMemorySaver())
         self._chat_config: dict[str, Any] = LOBBY
 
@@ -201,14 +108,14 @@ class ChatSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._thread is None or not self._thread.is_alive():
+        if not self._runner.alive:
             self._close_retired()
             self._run_stack.close()  # else the process is ending under a running stage: leave it be
 
     @property
     def busy(self) -> bool:
         """A background thread is running the current run's graph (cleared before its event is sent)."""
-        return self._running
+        return self._runner.running
 
     def history(self) -> list[Turn]:
         return list(self._chat.get_state(self._chat_config).values.get("turns", []))
@@ -246,7 +153,7 @@ class ChatSession:
             note = f"Reopened {run_dir.name}; it had not started yet, so pre-flight runs now."
         elif snapshot.interrupts:
             note = f"Reopened {run_dir.name}, waiting at the gate."
-            event = self._gate(snapshot.interrupts[0].value)
+            event = gate_reached(run_dir, snapshot.interrupts[0].value)
         elif snapshot.next:
             self._start_graph(None)
             note = f"Reopened {run_dir.name}; continuing from {snapshot.next[0]}."
@@ -260,7 +167,7 @@ class ChatSession:
         """Ask a running graph to pause after its current stage; None when nothing is running."""
         if not self.busy:
             return None
-        self._pause.set()
+        self._runner.pause()
         assert self.run_dir is not None
         return (
             f"{self.run_dir.name} pauses after its current stage. Continue it later with: "
@@ -269,9 +176,7 @@ class ChatSession:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the background graph to reach a stop (gate, end, pause); True when it has."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self._thread is None or not self._thread.is_alive()
+        return self._runner.wait(timeout)
 
     # --- the actions (the tools a model may call; the offline parser dispatches to the same) ---
 
@@ -404,7 +309,7 @@ class ChatSession:
         saver = self._run_stack.enter_context(
             open_checkpointer(run_dir, st["config"]["options"].get("checkpointer"))
         )
-        self._deft = build_deft_graph(saver)
+        self._deft = build_deft_graph(saver, specs=specs_of(st["config"]["options"]))
         self._chat = build_chat_graph(self.policy, self.tools, self._context, saver)
         self._chat_config = chat_thread(run_dir)
         self._ctx = RunContext.open(run_dir, Path(st["workspace"]))
@@ -430,49 +335,9 @@ class ChatSession:
             "iteration": 0,
         }
 
-    def _gate(self, payload: dict[str, Any]) -> GateReached:
-        assert self.run_dir is not None
-        return GateReached(self.run_dir, payload["summary"], "Approve this DEFT run? Say “go” to start it.")
-
     def _start_graph(self, first: Any) -> None:
-        with self._lock:
-            self._running = True
-        self._pause.clear()
-        self._thread = threading.Thread(target=self._run_graph, args=(first,), name="deft-run", daemon=True)
-        self._thread.start()
-
-    def _run_graph(self, first: Any) -> None:
         assert self.run_dir is not None and self._deft is not None
-        run_dir, config = self.run_dir, thread_config(self.run_dir)
-        event: ChatEvent
-        try:
-            for _ in self._deft.stream(first, config, durability="sync", stream_mode="updates"):
-                self._flush()  # between two stages: nothing else writes the transcript now
-                if self._pause.is_set():
-                    break
-            snapshot = self._deft.get_state(config)
-            if snapshot.interrupts:
-                event = self._gate(snapshot.interrupts[0].value)
-            elif snapshot.next:
-                event = RunPaused(run_dir, snapshot.next[0])
-            else:
-                event = RunEnded(outcome_of(run_dir))
-        except BudgetExceeded as exc:
-            event = RunFailed(run_dir, f"{exc} Continue with: specloop chat --resume {run_dir}")
-        except SpecloopError as exc:
-            event = RunFailed(run_dir, str(exc))
-        except Exception as exc:  # a bug: report it to the person instead of dying silently in a thread
-            detail = (
-                traceback.format_exc()
-                if os.environ.get("SPECLOOP_DEBUG")
-                else "set SPECLOOP_DEBUG=1 for the traceback"
-            )
-            event = RunFailed(run_dir, f"unexpected error: {type(exc).__name__}: {exc} ({detail})")
-        finally:
-            with self._lock:
-                self._flush_locked()
-                self._running = False
-        self.notify(event)
+        self._runner.start(self._deft, self.run_dir, first)
 
     def _on_model_call(self, call: LLMCall) -> None:
         data = {k: v for k, v in call.to_dict().items() if k not in ("agent", "stage")}
@@ -483,12 +348,8 @@ class ChatSession:
         writer at a time keeps the hash chain intact), or once a run exists."""
         with self._lock:
             self._pending.append((agent, kind, data))
-            if not self._running:
+            if not self._runner.running:
                 self._flush_locked()
-
-    def _flush(self) -> None:
-        with self._lock:
-            self._flush_locked()
 
     def _flush_locked(self) -> None:
         if self._ctx is None or self.run_dir is None:
