@@ -437,3 +437,18 @@ def test_real_families(text: str) -> None:
         assert done_when(assume_recommended(req, today=TODAY)) == []
     else:
         assert not req.feasibility.feasible and req.questions[0].item == "family"
+
+
+@pytest.mark.parametrize("family", list_families(), ids=lambda f: f.name)
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_each_registered_family_is_found_by_its_own_keywords(family: Family, lang: str) -> None:
+    words = family.keywords.get(lang, ())[:3]
+    if len(words) < 2:
+        pytest.skip(f"{family.name} declares fewer than two {lang} keywords")
+    req = parse_requirement((" " if lang == "en" else "，").join(words))
+    assert req.family == family.name and req.item("family").score > BAR
+
+
+def test_family_order_does_not_change_the_result(families: list[Family]) -> None:
+    forward = render_requirements_md(parse_requirement(AOI, families))
+    assert render_requirements_md(parse_requirement(AOI, list(reversed(families)))) == forward
