@@ -497,6 +497,8 @@ class _KeyReads(ast.NodeVisitor):
     def _chain(self, node: ast.expr) -> tuple[list[str], ast.expr] | None:
         parts: list[str] = []
         while True:
+            if isinstance(node, ast.Attribute) and node.attr in _CFG_ROOTS:  # self.cfg, predictor.cfg
+                return list(reversed(parts)), node.value
             if isinstance(node, ast.Attribute):
                 parts.append(node.attr)
                 node = node.value
@@ -739,7 +741,7 @@ _NOT_RUN = (
         "creates or activates a venv",
     ),
     (
-        re.compile(r"(^|\s)(-m )?pip3? install\b|^uv\b|^conda\b"),
+        re.compile(r"(^|\s|/)pip3? install\b|^uv\b|^conda\b"),
         "installs packages (needs the package registry)",
     ),
     (re.compile(r"^(sudo )?docker(-compose)?\b"), "needs a Docker engine"),
@@ -826,7 +828,7 @@ def _readme(review: _Review) -> ReviewItem:
     if not commands:
         return ReviewItem(id="", title="", ok=False, evidence="README.md has no ```bash command blocks")
     lines, ok = [], True
-    last_train: str | None = None
+    trains: list[str] = []  # training commands so far; one may have to make a checkpoint
     with tempfile.TemporaryDirectory(prefix="specloop-review-") as tmp:
         bin_dir = _shim(review.python, Path(tmp) / "bin")
         path_env = os.pathsep.join(
@@ -852,16 +854,17 @@ def _readme(review: _Review) -> ReviewItem:
                 continue
             run_cmd, note = cmd, ""
             if any(w.endswith("train.py") for w in words):
-                last_train = cmd
+                trains.append(cmd)
                 if "--dry-run" not in words:
                     run_cmd, note = f"{cmd} --dry-run", " (with --dry-run)"
             if "--checkpoint" in words and words.index("--checkpoint") + 1 < len(words):
                 ckpt = review.root / words[words.index("--checkpoint") + 1]
-                if not ckpt.exists() and last_train:
-                    made = review.run(["bash", "-c", f"{last_train} --fast-dev-run"], extra_env=env)
-                    lines.append(
-                        f"{where}: made {ckpt.name} first: {last_train} --fast-dev-run → exit {made.returncode}"
-                    )
+                if not ckpt.exists() and trains:
+                    real = [t for t in trains if "--dry-run" not in t]
+                    plain = [t for t in real if "--output" not in t and not t.startswith("torchrun")]
+                    maker = f"{(plain or real or trains)[0]} --fast-dev-run"
+                    made = review.run(["bash", "-c", maker], extra_env=env)
+                    lines.append(f"{where}: made {ckpt.name} first: {maker} → exit {made.returncode}")
             if _SERVER.search(cmd):
                 port = _free_port()
                 served = re.sub(r"--port[ =]\d+", f"--port {port}", cmd)
