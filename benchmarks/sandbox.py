@@ -36,10 +36,20 @@ def bare(argv: list[str]) -> float:
     return time.monotonic() - start
 
 
-def timed(fn: Callable[[], float], repeats: int) -> tuple[float, float]:
-    fn()  # warm the page cache and the probes
-    times = [fn() for _ in range(repeats)]
-    return statistics.median(times), min(times)
+def interleaved(
+    cases: list[tuple[str, str, Callable[[], float]]], repeats: int
+) -> list[tuple[str, str, float, float]]:
+    """Median and best seconds per case, the cases taken in turn each round so that load from other
+    work on the machine falls on all of them alike; one warm-up round is not counted."""
+    times: list[list[float]] = [[] for _ in cases]
+    for round_ in range(repeats + 1):
+        for i, (_, _, fn) in enumerate(cases):
+            seconds = fn()
+            if round_:
+                times[i].append(seconds)
+    return [
+        (what, where, statistics.median(t), min(t)) for (what, where, _), t in zip(cases, times, strict=True)
+    ]
 
 
 def rows(repeats: int, image: str, with_torch: bool, cwd: Path) -> list[tuple[str, str, float, float]]:
@@ -56,23 +66,20 @@ def rows(repeats: int, image: str, with_torch: bool, cwd: Path) -> list[tuple[st
         assert rec.ok, rec.stderr_tail
         return rec.seconds
 
-    enforcers = ["cgroup-v1", "pss-poll"] if MemoryCgroup.create(16) else ["pss-poll"]
-    cases: list[tuple[str, str, Callable[[], float], int]] = [
-        ("python -c pass", "bare", lambda: bare(PASS), repeats)
-    ]
-    cases += [("python -c pass", f"local, memory by {m}", local(PASS, m), repeats) for m in enforcers]
+    enforcers = ["cgroup-v1", "pss-poll"] if MemoryCgroup.usable() else ["pss-poll"]
+    cases: list[tuple[str, str, Callable[[], float]]] = [("python -c pass", "bare", lambda: bare(PASS))]
+    cases += [("python -c pass", f"local, memory by {m}", local(PASS, m)) for m in enforcers]
     try:
         run(["true"], cwd=cwd, kind="docker", image=image)
-        cases.append(("python -c pass", f"docker:{image}", docker, repeats))
+        cases.append(("python -c pass", f"docker:{image}", docker))
     except SpecloopError as exc:
         print(f"docker row left out: {exc}", file=sys.stderr)
+    table = interleaved(cases, repeats)
     if with_torch:
-        torch_repeats = max(1, repeats // 3)
-        cases.append(("import torch", "bare", lambda: bare(TORCH), torch_repeats))
-        cases += [
-            ("import torch", f"local, memory by {m}", local(TORCH, m), torch_repeats) for m in enforcers
-        ]
-    return [(what, where, *timed(fn, n)) for what, where, fn, n in cases]
+        torch_cases = [("import torch", "bare", lambda: bare(TORCH))]
+        torch_cases += [("import torch", f"local, memory by {m}", local(TORCH, m)) for m in enforcers]
+        table += interleaved(torch_cases, max(1, repeats // 2))
+    return table
 
 
 def main() -> None:

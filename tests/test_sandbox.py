@@ -109,7 +109,7 @@ def test_memory_breach_ends_with_a_sentence_naming_the_limit(sandbox, tmp_path):
 
 @pytest.mark.parametrize("memory_by", ["cgroup-v1", "pss-poll"])
 def test_each_local_memory_enforcer_stops_a_breach(memory_by, tmp_path):
-    if memory_by == "cgroup-v1" and MemoryCgroup.create(16) is None:
+    if memory_by == "cgroup-v1" and not MemoryCgroup.usable():
         pytest.skip("cgroup-v1 memory groups need root and cgroup v1")
     rec = run_local(_py("b = b'x' * (768 << 20)"), cwd=tmp_path, memory_mb=128, memory_by=memory_by)
     assert (rec.limit_hit, rec.limits["memory_by"]) == ("memory", memory_by)
@@ -323,3 +323,14 @@ def test_torch_trains_under_a_limit_that_rlimit_as_would_break(memory_by, tmp_pa
     )
     assert rec.ok, rec.stderr_tail
     assert rec.stdout_tail.strip() == "stepped"
+
+
+def test_a_memory_group_is_removed_with_what_it_held(tmp_path):
+    group = MemoryCgroup.create(64)
+    if group is None:
+        pytest.skip("cgroup-v1 memory groups need root and cgroup v1")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    (group.path / "cgroup.procs").write_text(str(sleeper.pid))
+    group.remove()
+    assert sleeper.wait(timeout=10) == -9
+    assert not group.path.exists()

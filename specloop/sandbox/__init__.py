@@ -72,10 +72,7 @@ def available() -> dict[str, str]:
     network = (
         f"network namespace via {' '.join(['unshare', *prefix[1:]])}" if prefix else "NO network isolation"
     )
-    group = MemoryCgroup.create(16)
-    memory = "memory by cgroup-v1" if group else "memory by polling the session's PSS"
-    if group is not None:
-        group.remove()
+    memory = "memory by cgroup-v1" if MemoryCgroup.usable() else "memory by polling the session's PSS"
     report = {"local": f"ok: local:{'netns' if prefix else 'no-netns'}, {network}, {memory}"}
     try:
         report["docker"] = f"ok: Docker engine {engine_version()}, --network none"

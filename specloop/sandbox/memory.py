@@ -76,6 +76,15 @@ class MemoryCgroup:
             return None
         return group
 
+    @classmethod
+    def usable(cls) -> bool:
+        """Whether memory groups can be made here (one is made and removed to find out)."""
+        group = cls.create(16)
+        if group is None:
+            return False
+        group.remove()
+        return True
+
     def oom_killed(self) -> bool:
         """Whether the kernel killed a process of this group for passing the limit."""
         for line in (self.path / "memory.oom_control").read_text().splitlines():
