@@ -198,6 +198,7 @@ def test_answering_the_alternative_makes_it_feasible(parsed: dict[str, Requireme
     assert req.item("family").score == 1.0 and req.item("family").evidence[0].kind == "answer"
     assert req.item("modality").value == "text"
     assert req.item("metric").value == "f1"
+    assert req.item("project_name").value == "chatgpt_classifier"  # no longer "…_project"
     assert done_when(assume_recommended(req, today=TODAY)) == []
     kept = apply_answers(parsed[LLM], {"Q1": req.questions[0].options[-1].id}, source="a.yaml", today=TODAY)
     assert not kept.feasibility.feasible and done_when(kept)
@@ -290,6 +291,7 @@ SLA_CASES = [
     ("report the macro F1", "metric", "f1"),
     ("judge it by MAE", "metric", "mae"),
     ("正面/负面", "labels", ["正面", "负面"]),
+    ("我有图片和表格", "labels", None),
     ("sort photos of cats and dogs", "labels", None),
     ("classify photos of cats and dogs", "labels", ["cats", "dogs"]),
     ("recognize digits 0-9", "labels", DIGITS),
@@ -323,6 +325,12 @@ def test_download_is_infeasible_until_local_data_is_named(families: list[Family]
     assert q.resolves and "cannot download" in q.text
     answered = apply_answers(req, {q.id: "b"}, source="answers.yaml", today=TODAY, families=families)
     assert answered.feasibility.feasible and answered.item("data_source").value == "folder"
+
+
+def test_no_registered_family_is_infeasible_not_a_crash() -> None:
+    req = parse_requirement(CHURN, [])
+    assert not req.feasibility.feasible and req.family is None and done_when(req)
+    assert all(q.item != "family" for q in req.questions)
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t "])

@@ -193,9 +193,10 @@ def _labels(text: str, clauses: Sequence[str], family: Family | None) -> tuple[F
     m = _ZH_LIST_INLINE.search(text)
     if m:
         return _explicit(_ZH_SPLIT.split(m.group(1)), [m.group(0)], EXACT), set()
-    for clause in clauses:
+    data_words = _table([t for terms in lexicon()["modality"].values() for t in terms])
+    for clause in clauses:  # a clause that is only a list ("正面和负面"), unless it lists kinds of data
         m = _ZH_LIST.match(clause)
-        if m and _CJK.search(clause):
+        if m and _CJK.search(clause) and not _hits(clause, data_words):
             return _explicit(_ZH_SPLIT.split(m.group(1)), [clause], EXACT), {clause}
     m = _EN_NAMED_LIST.search(text)
     if m:

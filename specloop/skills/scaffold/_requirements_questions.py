@@ -36,7 +36,7 @@ def _question_entries(
     """(template, option entries) for one item's question, or None when there is nothing to offer."""
     qs = lexicon()["questions"]
     if key == "family":
-        return qs["family_llm" if llm else "family"], _family_options(ranked, llm)
+        return (qs["family_llm" if llm else "family"], _family_options(ranked, llm)) if ranked else None
     if key == "labels":
         if family is None:
             return None

@@ -184,6 +184,11 @@ def _follow_family(
     req.family = name
     modality = req.item("modality")
     modality.value, modality.score, modality.evidence = family.modality, score, [evidence]
+    name_item = req.item("project_name")
+    suffix = lexicon()["suffix_by_task"].get(family.task)
+    if suffix and name_item.value.endswith("_project") and name_item.evidence[0].kind != "explicit":
+        name_item.value = name_item.value.removesuffix("_project") + f"_{suffix}"
+        name_item.evidence.append(Evidence(kind="default", text=f"suffix {suffix} from the {name} family"))
     follow = lexicon()["follow_ups"]["default"]
     for key, value in (("labels", list(family.labels) or None), ("metric", family.metric)):
         item = req.item(key)
