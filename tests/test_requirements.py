@@ -142,7 +142,7 @@ def test_constraint_clauses_are_not_problems(families: list[Family]) -> None:
     req = parse_requirement("识别PCB焊点缺陷，误报率要低于1%，数据不能出厂，我们还没有数据", families)
     assert [it.value for it in req.items if it.key.startswith("problem.")] == ["识别PCB焊点缺陷"]
     assert req.item("sla.accuracy").value == {"metric": "far", "op": "<=", "value": 0.01}
-    assert req.item("data_source").value == "none"
+    assert req.item("data_source").value == "mini"
 
 
 def test_family_reports_runner_up_and_margin(parsed: dict[str, Requirements]) -> None:
@@ -286,7 +286,7 @@ SLA_CASES = [
     ("must run on a laptop CPU", "constraint.hardware", "laptop_cpu"),
     ("runs on a Jetson", "compat.deployment", "edge"),
     ("train it on a GPU", "constraint.hardware", "gpu"),
-    ("we have no data yet", "data_source", "none"),
+    ("we have no data yet", "data_source", "mini"),
     ("images in a folder", "data_source", "folder"),
     ("report the macro F1", "metric", "f1"),
     ("judge it by MAE", "metric", "mae"),
