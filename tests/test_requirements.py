@@ -340,8 +340,10 @@ def test_empty_requirement_is_one_sentence(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ALL)
-def test_markdown_round_trip(text: str, parsed: dict[str, Requirements], tmp_path: Path) -> None:
-    for req in (parsed[text], assume_recommended(parsed[text], today=TODAY)):
+def test_markdown_round_trip(text: str, parsed: dict[str, Requirements], families, tmp_path: Path) -> None:
+    first = {parsed[text].questions[0].id: "b"} if parsed[text].questions else {}
+    answered = apply_answers(parsed[text], first, source="a.yaml", today=TODAY, families=families)
+    for req in (parsed[text], assume_recommended(parsed[text], today=TODAY), answered):
         path = tmp_path / "requirements.md"
         path.write_text(render_requirements_md(req), encoding="utf-8")
         assert read_requirements_md(path) == req
