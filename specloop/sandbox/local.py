@@ -105,14 +105,10 @@ def run_local(
             if group is not None:
                 group.kill_all()
 
+        launch = _launch(list(argv), cgroup=group.path if group else None, cpu_s=cpu_s, loopback=bool(prefix))
         try:
             outcome = supervise(
-                [
-                    *prefix,
-                    *_launch(
-                        list(argv), cgroup=group.path if group else None, cpu_s=cpu_s, loopback=bool(prefix)
-                    ),
-                ],
+                [*prefix, *launch],
                 cwd=cwd,
                 env=command_env,
                 timeout_s=timeout_s,
@@ -126,13 +122,11 @@ def run_local(
             if group is not None:
                 group.remove()
         if outcome.breach or oom:
-            limit_hit = "memory"
+            limit_hit: str | None = "memory"
         elif outcome.timed_out:
             limit_hit = "timeout"
-        elif cpu_s and _cpu_breach(outcome.returncode):
-            limit_hit = "cpu"
         else:
-            limit_hit = None
+            limit_hit = "cpu" if cpu_s and _cpu_breach(outcome.returncode) else None
         limits = {
             "timeout_s": timeout_s,
             "memory_mb": memory_mb,
