@@ -63,6 +63,7 @@ INFER_DEFAULTS: dict[str, Any] = {"batch_size": 64, "device": "cpu"}
 SERVE_DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8000}
 
 _PROJECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+MAX_PROJECT_NAME = 32  # keeps the generated imports within the line length
 
 
 def package_name(project_name: str) -> str:
@@ -96,10 +97,10 @@ def project_answers(
     set keeps its own names and the requested ones are kept as ``requested_labels`` (they apply
     once the project trains on the user's data). ``extra`` is kept verbatim under ``extra``.
     """
-    if not _PROJECT_NAME.match(project_name):
+    if not _PROJECT_NAME.match(project_name) or len(project_name) > MAX_PROJECT_NAME:
         raise SpecloopError(
             f"project name {project_name!r} breaks the rule: lowercase ASCII letters and digits, "
-            "words joined by '-' or '_', starting with a letter"
+            f"words joined by '-' or '_', starting with a letter, at most {MAX_PROJECT_NAME} characters"
         )
     if candidate not in family.candidates:
         raise SpecloopError(f"candidate {candidate.name!r} is not one of family {family.name}'s candidates")
@@ -160,6 +161,15 @@ def _to_yaml(value: Any) -> str:
     return yaml.safe_dump(value, sort_keys=True, allow_unicode=True, default_flow_style=False, width=100)
 
 
+def _py_list(items: list[Any], indent: int = 4) -> str:
+    """A Python list literal that stays within the generated code's line length."""
+    one_line = json.dumps(items, ensure_ascii=False)
+    if len(one_line) <= 60:
+        return one_line
+    inner = "".join(f"{' ' * indent}{json.dumps(item, ensure_ascii=False)},\n" for item in items)
+    return f"[\n{inner}]"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_ROOT)),
@@ -171,6 +181,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["to_yaml"] = _to_yaml
     env.filters["to_json"] = lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False)
+    env.filters["py_list"] = _py_list
     return env
 
 

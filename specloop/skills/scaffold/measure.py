@@ -98,7 +98,8 @@ def subprocess_runner(argv: list[str], cwd: Path, timeout_s: float) -> tuple[int
 def render_candidate(family: Family, candidate: Candidate, scratch_dir: Path) -> Path:
     """The candidate's project under ``scratch_dir``, rendered once and reused while its answers hold."""
     project = Path(scratch_dir) / f"{family.name}-{candidate.name}"
-    answers = project_answers(family, candidate, project_name=f"measure-{family.name}-{candidate.name}")
+    tag = hashlib.sha256(f"{family.name}/{candidate.name}".encode()).hexdigest()[:10]
+    answers = project_answers(family, candidate, project_name=f"bench-{tag}")
     if project.exists() and any(project.iterdir()):
         if read_answers(project) != answers:
             raise SpecloopError(f"{project} holds another rendering; remove it or use another scratch dir")
