@@ -45,8 +45,7 @@ def _engine_answers() -> bool:
     return done.returncode == 0
 
 
-def _start_dockerd(dockerd: str) -> tuple[subprocess.Popen | None, Path]:
-    log = Path(f"/tmp/specloop-test-dockerd-{os.getpid()}.log")
+def _start_dockerd(dockerd: str, log: Path) -> subprocess.Popen | None:
     with log.open("wb") as fh:
         proc = subprocess.Popen(
             [dockerd, *DOCKERD_FLAGS], stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
@@ -54,16 +53,16 @@ def _start_dockerd(dockerd: str) -> tuple[subprocess.Popen | None, Path]:
     deadline = time.monotonic() + ENGINE_WAIT_S
     while time.monotonic() < deadline:
         if _engine_answers():
-            return proc, log
+            return proc
         if proc.poll() is not None:
             # Another session may have started one at the same moment; use that one then.
-            return None, log
+            return None
         time.sleep(0.5)
-    return proc, log
+    return proc
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> Iterator[str]:
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The path of the docker client, talking to a running engine with no bridge network."""
     docker, dockerd = shutil.which("docker"), shutil.which("dockerd")
     if os.geteuid() != 0:
@@ -74,7 +73,8 @@ def docker_engine() -> Iterator[str]:
     if not _engine_answers():
         if dockerd is None:
             pytest.fail("no Docker engine answers and dockerd is not installed (apt-get install docker.io)")
-        started, log = _start_dockerd(dockerd)
+        log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
+        started = _start_dockerd(dockerd, log)
         if not _engine_answers():
             if started is not None:
                 started.kill()
@@ -127,8 +127,9 @@ def _build_base_image(docker: str, rootfs: Path) -> None:
 @pytest.fixture(scope="session")
 def docker_base_image(docker_engine: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """``specloop-base:bookworm`` (Debian 12 minbase with Python 3.11), built once per machine."""
-    # Sessions running at once on one machine build it once between them.
-    with open("/tmp/specloop-base-image.lock", "w") as lock:
+    # Sessions running at once on one machine build it once between them: the lock sits in the
+    # directory all of this user's pytest sessions share.
+    with (tmp_path_factory.getbasetemp().parent / "specloop-base-image.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _image_exists(docker_engine, BASE_IMAGE):
             rootfs = tmp_path_factory.mktemp("base_image") / "rootfs"
