@@ -51,11 +51,14 @@ class RunContext:
         options = options or {}
         record = options.get("record")
         specs = options.get("specs")
+        state_file = ledger_state.state_path(run_dir)
+        pipeline = ledger_state.load(run_dir).get("pipeline", "deft") if state_file.is_file() else "deft"
         return cls(
             run_dir,
             ws,
             Transcript(RunLayout(run_dir).transcript, secrets),
             load_contracts([Path(p) for p in specs] if specs else None),
+            pipeline,
             progress=progress,
             llm_config=options.get("llm"),
             record_to=Path(record) if record else None,

@@ -1,18 +1,28 @@
-"""The six roles by name, as the stage registry names them."""
+"""The six roles by name, per pipeline, as the stage registry names them."""
 
 from __future__ import annotations
 
 from specloop.agents.base import Agent
 from specloop.agents.coder import Coder
 from specloop.agents.context import RunContext
+from specloop.agents.create.coder import CreateCoder
+from specloop.agents.create.ops import CreateOps
+from specloop.agents.create.planner import CreatePlanner
+from specloop.agents.create.reviewer import CreateReviewer
 from specloop.agents.dataset import Dataset
 from specloop.agents.ops import Ops
 from specloop.agents.planner import Planner
 from specloop.agents.reporter import Reporter
 from specloop.agents.reviewer import Reviewer
 
-AGENTS: dict[str, type[Agent]] = {cls.role: cls for cls in (Planner, Coder, Dataset, Reviewer, Ops, Reporter)}
+AGENTS: dict[tuple[str, str], type[Agent]] = {
+    **{("deft", cls.role): cls for cls in (Planner, Coder, Dataset, Reviewer, Ops, Reporter)},
+    **{("create", cls.role): cls for cls in (CreatePlanner, CreateCoder, CreateReviewer, CreateOps)},
+}
 
 
 def agent_for(role: str, ctx: RunContext) -> Agent:
-    return AGENTS[role](ctx)
+    try:
+        return AGENTS[(ctx.pipeline, role)](ctx)
+    except KeyError:
+        raise KeyError(f"pipeline {ctx.pipeline} has no {role} agent") from None

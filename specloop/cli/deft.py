@@ -38,8 +38,8 @@ def _far_target(text: str | None) -> float | None:
     return value
 
 
-def _approver(summary: str) -> bool:
-    console.print(Markdown(summary))
+def _approver(request: dict[str, Any]) -> bool:
+    console.print(Markdown(request["summary"]))
     answer = Prompt.ask("Approve this DEFT run? Type [bold]go[/] or [bold]yes[/] to start", console=console)
     return answer.strip().lower() in ("go", "yes", "y")
 

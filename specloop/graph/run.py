@@ -12,10 +12,11 @@ from typing import Any
 from langgraph.types import Command
 
 from specloop.errors import SpecloopError
+from specloop.graph.build import build_graph
 from specloop.graph.checkpointer import open_checkpointer
-from specloop.graph.deft import build_deft_graph
 from specloop.ledger import state as ledger_state
 from specloop.llm import BudgetExceeded
+from specloop.pipelines import get_pipeline
 from specloop.skills.aoi.check import check_workspace
 from specloop.skills.aoi.layout import Workspace
 from specloop.skills.contracts import load_contracts
@@ -26,8 +27,9 @@ EXIT_HARD_STOP = 2
 EXIT_NOT_MET = 3
 EXIT_AWAITING = 4
 
-# Asked at the gate when a person is at the terminal; returns True to approve.
-Approver = Callable[[str], bool]
+# Asked at the gate when a person is at the terminal, with the gate's request; returns a falsy value
+# to leave the run waiting, True to approve, or a dict of answers to approve with.
+Approver = Callable[[dict[str, Any]], bool | dict[str, Any] | None]
 
 
 @dataclass
@@ -112,7 +114,7 @@ def drive(
     st = ledger_state.load(run_dir)
     options = st["config"]["options"]
     with open_checkpointer(run_dir, checkpointer_url) as saver:
-        graph = build_deft_graph(saver, specs=specs_of(options))
+        graph = build_graph(get_pipeline(st.get("pipeline", "deft")), saver, specs=specs_of(options))
         config = thread_config(run_dir)
         snapshot = graph.get_state(config)
         if not snapshot.values:
@@ -135,7 +137,7 @@ def drive(
                 run_dir,
                 EXIT_HARD_STOP,
                 "budget_exceeded",
-                f"{exc} Continue with: specloop deft resume {run_dir}",
+                f"{exc} Continue with: specloop {_command(run_dir)} resume {run_dir}",
             )
 
 
@@ -154,24 +156,33 @@ def _drive(
     while (snapshot := graph.get_state(config)).interrupts:
         payload = snapshot.interrupts[0].value
         if yes:
-            answer = {"approved": True, "by": "--yes flag"}
+            answer = {"approved": True, "by": "--yes flag", "assume": True}
         elif approver is not None:
-            if not approver(payload["summary"]):
+            given = approver(payload)
+            if not given:
                 return _awaiting(run_dir)
             answer = {"approved": True, "by": "person at the prompt"}
+            if isinstance(given, dict):
+                answer |= given
         else:
             return _awaiting(run_dir)
         graph.invoke(Command(resume=answer), config, durability="sync")
     return outcome_of(run_dir)
 
 
+def _command(run_dir: Path) -> str:
+    return "create" if ledger_state.load(run_dir).get("pipeline") == "create" else "deft"
+
+
 def _awaiting(run_dir: Path) -> Outcome:
-    cmd = f"specloop deft resume {run_dir} --yes"
+    command = _command(run_dir)
+    cmd = f"specloop {command} resume {run_dir} --yes"
+    read = run_dir / ("requirements.md" if command == "create" else "preflight_summary.md")
     return Outcome(
         run_dir,
         EXIT_AWAITING,
         "awaiting_approval",
-        f"the run is waiting for approval at the gate; read {run_dir / 'preflight_summary.md'} and approve with: {cmd}",
+        f"the run is waiting for approval at the gate; read {read} and approve with: {cmd}",
     )
 
 
@@ -179,6 +190,8 @@ def outcome_of(run_dir: Path) -> Outcome:
     st = ledger_state.load(run_dir)
     stop = st.get("stop") or {}
     reason = stop.get("reason")
+    if st.get("pipeline") == "create":
+        return _create_outcome(run_dir, st, stop)
     best = st.get("best") or {}
     far = best.get("kpi_far")
     far_text = f"{far:.2%}" if far is not None else "n/a"
@@ -198,6 +211,20 @@ def outcome_of(run_dir: Path) -> Outcome:
         EXIT_NOT_MET,
         "finished",
         f"finished without meeting the KPI ({reason}); best FAR@100%R {far_text} vs {st['kpi_target']}",
+    )
+
+
+def _create_outcome(run_dir: Path, st: dict[str, Any], stop: dict[str, Any]) -> Outcome:
+    if stop.get("reason") == "hard_stop":
+        return Outcome(
+            run_dir,
+            EXIT_HARD_STOP,
+            "hard_stop",
+            f"stopped at {stop.get('stage')} [{stop.get('check')}]: {stop.get('detail')}",
+        )
+    project = run_dir / str(st.get("project_dir"))
+    return Outcome(
+        run_dir, EXIT_KPI_MET, "created", f"created {project}: built, verified, reviewed, venv.md written"
     )
 
 

@@ -1,4 +1,5 @@
-"""`deft_state.json`: the run's canonical snapshot (NVIDIA's v2 key names), written atomically.
+"""The run's canonical snapshot, written atomically: `deft_state.json` for a DEFT run (NVIDIA's v2
+key names), `create_state.json` for a create run.
 
 Nodes re-read it before acting and update it through :func:`update`, which re-reads from disk,
 applies a change and writes the whole file atomically — never a partial file.
@@ -14,11 +15,14 @@ from typing import Any
 from specloop.ledger.files import atomic_write_json, read_json
 
 STATE_FILE = "deft_state.json"
+CREATE_STATE_FILE = "create_state.json"
 VERSION = 2
 
 
 def state_path(run_dir: Path) -> Path:
-    return run_dir / STATE_FILE
+    """The state file of `run_dir`: a create run's when it has one, else a DEFT run's."""
+    create = run_dir / CREATE_STATE_FILE
+    return create if create.is_file() else run_dir / STATE_FILE
 
 
 def new_state(
@@ -45,7 +49,8 @@ def load(run_dir: Path) -> dict[str, Any]:
 
 
 def save(run_dir: Path, state: dict[str, Any]) -> None:
-    atomic_write_json(state_path(run_dir), state)
+    name = CREATE_STATE_FILE if state.get("pipeline") == "create" else STATE_FILE
+    atomic_write_json(run_dir / name, state)
 
 
 def update(run_dir: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

@@ -115,3 +115,57 @@ class JsonField(Check):
         if self.min is not None:
             return float(value) >= self.min, f"{self.field} = {value!r}, needs >= {self.min}"
         return value is not None, f"{self.field} = {value!r}"
+
+
+@check_kind("command")
+class Command(Check):
+    """A command exits 0 in the local sandbox (no network, limits)."""
+
+    argv: list[str] = Field(min_length=1)
+    cwd: str
+    timeout_s: float = 300
+
+    def templates(self) -> dict[str, str]:
+        out = super().templates()
+        out |= {"cwd": self.cwd} | {f"argv[{i}]": a for i, a in enumerate(self.argv)}
+        return out
+
+    def evaluate(self, env: CheckEnv) -> tuple[bool, str]:
+        from specloop.sandbox import run
+
+        argv = [render(a, env.values) for a in self.argv]
+        rec = run(argv, cwd=env.path(self.cwd), timeout_s=self.timeout_s)
+        shown = " ".join(argv[1:] if argv[0].endswith("python") or "python" in Path(argv[0]).name else argv)
+        return (
+            rec.ok,
+            f"`{shown}` exit {rec.exit_code} in {rec.seconds:.1f}s ({rec.sandbox}); {rec.message}".rstrip(
+                "; "
+            ),
+        )
+
+
+@check_kind("requirements_done")
+class RequirementsDone(Check):
+    """CREATE_FLOW A1: every item and question scores > 0.6 or carries a clarification with a follow-up."""
+
+    path: str
+
+    def evaluate(self, env: CheckEnv) -> tuple[bool, str]:
+        from specloop.skills.scaffold.requirements import done_when
+        from specloop.skills.scaffold.requirements_md import read_requirements_md
+
+        problems = done_when(read_requirements_md(env.path(self.path)))
+        return not problems, problems[0] if problems else "every item and question is settled"
+
+
+@check_kind("build_log_verified")
+class BuildLogVerified(Check):
+    """Every `[x]` in a build log stands next to a passing record of its acceptance command."""
+
+    path: str
+
+    def evaluate(self, env: CheckEnv) -> tuple[bool, str]:
+        from specloop.skills.scaffold.tasks import verify_build_log
+
+        problems = verify_build_log(env.path(self.path))
+        return not problems, problems[0] if problems else "every tick has a passing record"
