@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from specloop.families import Family, list_families
+from specloop.skills.scaffold.codegen import project_answers, render_project
 from specloop.skills.scaffold.review import ReviewItem, list_checks, render_review_report, review_project
 
 CLEAN = {
@@ -387,3 +389,17 @@ def test_report_lists_every_item_with_its_evidence(project: Path) -> None:
 def test_unknown_check_id_is_refused(project: Path) -> None:
     with pytest.raises(ValueError, match="unknown review checks"):
         review_project(project, only=["spelling"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list_families(), ids=lambda f: f.name)
+def test_every_family_default_project_passes_review(family: Family, tmp_path: Path) -> None:
+    """The reviewer finds nothing to fix on what codegen renders: every check, README commands run."""
+    slug = family.name.replace("_", "-")
+    project = tmp_path / slug
+    render_project(project_answers(family, family.candidates[0], project_name=slug), project)
+    items = review_project(project, fix=False)
+    failed = {i.id: i.evidence for i in items if not i.ok}
+    assert not failed, render_review_report(items)
+    readme = _one(items, "readme-commands").evidence
+    assert "(with --dry-run)" in readme and "python -m pytest" in readme

@@ -79,7 +79,7 @@ register_family(
             "zh": ("缺陷", "检测", "焊点", "电路板", "AOI", "光学检测", "误报", "元件", "良品", "不良"),
         },
         metric="far_at_full_recall",
-        candidates=(RESNET18, MOBILENET),
+        candidates=(MOBILENET, RESNET18),
         mini_dataset=DatasetRef(
             name="drawn-pcb-pairs",
             source=(

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -61,7 +61,6 @@ _CFG_ROOTS = {"cfg", "config", "conf"}
 # DictConfig methods that read a whole node rather than name a key
 _NODE_METHODS = {"items", "keys", "values"}
 _LOOPBACK = re.compile(r"https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|testserver)([:/]|$)")
-_URL = re.compile(r"https?://")
 _NETWORK_MODULES = ("requests", "urllib.request", "urllib3", "socket", "http.client", "ftplib", "aiohttp")
 _HUB_CALLS = {"hf_hub_download", "snapshot_download", "load_state_dict_from_url", "download_url_to_file"}
 
@@ -114,10 +113,11 @@ class _Review:
     fix: bool
     runner: Runner
     timeout: float
-    notes: list[str] = field(default_factory=list)
 
     def run(self, argv: Sequence[str], *, extra_env: Mapping[str, str] | None = None) -> RunResult:
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(extra_env or {})}
+        # the project's commands run in its own setting, not in the caller's pytest session
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env.update({"PYTHONDONTWRITEBYTECODE": "1", **(extra_env or {})})
         return self.runner(argv, cwd=self.root, env=env, timeout=self.timeout)
 
     def code_files(self) -> list[Path]:
