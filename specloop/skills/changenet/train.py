@@ -140,16 +140,41 @@ def train(spec: ExperimentSpec, root: Path, out_dir: Path, *, progress: bool = T
         return _train(spec, root, out_dir, rt, progress=progress and rt.is_main, t_start=t_start)
 
 
-def _train(
-    spec: ExperimentSpec, root: Path, out_dir: Path, rt: Runtime, *, progress: bool, t_start: float
-) -> TrainResult:
-    ds = spec.dataset.classify
-    tr = spec.train
-    notes: list[str] = []
-    torch.manual_seed(tr.seed)
-    np.random.seed(tr.seed % 2**32)
-    layout = ImageLayout.from_config(ds)
+@dataclass
+class Monitor:
+    """The validation score that picks best_val.pth."""
 
+    name: str
+    key: str
+    lower_better: bool
+
+    def improves(self, value: float | None, best: float | None) -> bool:
+        return value is not None and (best is None or (value < best if self.lower_better else value > best))
+
+
+@dataclass
+class SoFar:
+    """What the epochs run so far have shown (all of it restored on a resume)."""
+
+    start_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: float | None = None
+    best_epoch: int | None = None
+    seconds: float = 0.0  # training time of the epochs run in this call
+    pairs: int = 0
+    epochs_run: int = 0
+
+
+def choose_monitor(name: str, notes: list[str]) -> Monitor:
+    if name not in MONITORS:
+        notes.append(f"train.optim.monitor_name {name!r} is not one of {', '.join(MONITORS)}; using val_loss")
+        name = "val_loss"
+    return Monitor(name, *MONITORS[name])
+
+
+def load_datasets(
+    spec: ExperimentSpec, root: Path, layout: ImageLayout, notes: list[str]
+) -> tuple[PairDataset, PairDataset | None]:
     paths = dataset_paths(spec, root, "train_dataset")
     if paths is None:
         raise SpecloopError(
@@ -162,67 +187,229 @@ def _train(
     val_data = PairDataset.from_csv(*val_paths, layout) if val_paths else None
     if val_data is None:
         notes.append("no dataset.classify.validation_dataset: best_val.pth is the latest epoch")
+    return train_data, val_data
 
-    model = build_model(spec, root)
-    notes.append(backbone_note(spec))
-    loss_fn = build_loss(spec)
-    monitor_name = tr.optim.monitor_name
-    if monitor_name not in MONITORS:
-        notes.append(
-            f"train.optim.monitor_name {monitor_name!r} is not one of {', '.join(MONITORS)}; using val_loss"
-        )
-        monitor_name = "val_loss"
-    monitor_key, lower_better = MONITORS[monitor_name]
 
+def make_loader(spec: ExperimentSpec, data: PairDataset, rt: Runtime) -> tuple[EpochSampler, DataLoader]:
+    ds = spec.dataset.classify
     sampler = EpochSampler(
-        train_data.labels, fpratio=ds.fpratio_sampling, seed=tr.seed, rank=rt.rank, world=rt.world
+        data.labels, fpratio=ds.fpratio_sampling, seed=spec.train.seed, rank=rt.rank, world=rt.world
     )
-    workers = 0 if train_data.cached is not None else ds.workers
+    workers = 0 if data.cached is not None else ds.workers
     loader = DataLoader(
-        train_data,
+        data,
         batch_size=ds.batch_size,
         sampler=sampler,
         num_workers=workers,
         collate_fn=collate_batch,
         persistent_workers=workers > 0,
     )
-    optimizer = make_optimizer(spec, model)
-    scheduler, per_step = make_scheduler(spec, optimizer, len(loader))
+    return sampler, loader
 
-    start_epoch = 0
-    history: list[dict[str, Any]] = []
-    best: float | None = None
-    best_epoch: int | None = None
+
+def start_from_checkpoint(
+    spec: ExperimentSpec,
+    root: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    notes: list[str],
+) -> SoFar:
+    """The two starts of the module docstring: a resume restores everything, pretrained weights only."""
+    tr = spec.train
     resume = resolve_path(tr.resume_training_checkpoint_path, root)
     pretrained = resolve_path(tr.pretrained_model_path, root)
-    if resume is not None:
+    if resume is None:
         if pretrained is not None:
-            notes.append("both resume_training_checkpoint_path and pretrained_model_path are set; resuming")
-        ckpt = read_checkpoint(resume)
-        load_weights(model, ckpt, resume)
-        if "optimizer" not in ckpt or "epoch" not in ckpt:
-            raise SpecloopError(
-                f"train.resume_training_checkpoint_path {resume} holds no optimizer state or epoch; use "
-                "train.pretrained_model_path to start from its weights [resume]."
-            )
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scheduler"):
-            scheduler.load_state_dict(ckpt["scheduler"])
-        start_epoch = int(ckpt["epoch"])
-        history = list(ckpt.get("history", []))
-        best, best_epoch = ckpt.get("best_metric"), ckpt.get("best_epoch")
-        notes.append(f"resumed from {resume} after epoch {start_epoch}")
-    elif pretrained is not None:
-        load_weights(model, read_checkpoint(pretrained), pretrained)
-        notes.append(f"weights initialised from {pretrained}; fresh optimizer and epoch counter")
+            load_weights(model, read_checkpoint(pretrained), pretrained)
+            notes.append(f"weights initialised from {pretrained}; fresh optimizer and epoch counter")
+        return SoFar()
+    if pretrained is not None:
+        notes.append("both resume_training_checkpoint_path and pretrained_model_path are set; resuming")
+    ckpt = read_checkpoint(resume)
+    load_weights(model, ckpt, resume)
+    if "optimizer" not in ckpt or "epoch" not in ckpt:
+        raise SpecloopError(
+            f"train.resume_training_checkpoint_path {resume} holds no optimizer state or epoch; use "
+            "train.pretrained_model_path to start from its weights [resume]."
+        )
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scheduler"):
+        scheduler.load_state_dict(ckpt["scheduler"])
+    so_far = SoFar(
+        start_epoch=int(ckpt["epoch"]),
+        history=list(ckpt.get("history", [])),
+        best=ckpt.get("best_metric"),
+        best_epoch=ckpt.get("best_epoch"),
+    )
+    notes.append(f"resumed from {resume} after epoch {so_far.start_epoch}")
+    return so_far
 
+
+def place(model: nn.Module, loss_fn: nn.Module, rt: Runtime) -> nn.Module:
+    """Move model and loss to the device; the network to call (DDP-wrapped under torchrun)."""
     model.to(rt.device, memory_format=torch.channels_last)
     loss_fn.to(rt.device)
-    net: nn.Module = model
-    if rt.distributed:
-        net = DistributedDataParallel(
-            model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
-        )
+    if not rt.distributed:
+        return model
+    return DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+
+
+@dataclass
+class Fit:
+    """One training call's moving parts, and the checkpoint payload they make together."""
+
+    spec: ExperimentSpec
+    rt: Runtime
+    model: nn.Module
+    net: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    per_step: bool
+    monitor: Monitor
+    so_far: SoFar
+
+    def payload(self, epoch: int) -> dict[str, Any]:
+        return {
+            "state_dict": self.model.state_dict(),
+            "spec": self.spec.model_dump(mode="json"),
+            "backbone": self.spec.model.backbone.type,
+            "difference_module": self.spec.model.classify.difference_module,
+            "epoch": epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": self.so_far.history,
+            "best_metric": self.so_far.best,
+            "best_epoch": self.so_far.best_epoch,
+            "monitor": self.monitor.name,
+        }
+
+
+def train_epoch(
+    fit: Fit, epoch: int, sampler: EpochSampler, loader: DataLoader, pre: Preprocess, bar: Bar
+) -> dict[str, Any]:
+    """One pass over the epoch's sample; its record for the history (loss, rate, time)."""
+    rt, num_epochs = fit.rt, fit.spec.train.num_epochs
+    sampler.set_epoch(epoch)
+    fit.net.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
+    seen = 0
+    t0 = time.perf_counter()
+    for tiles, labels in loader:
+        golden, test = pre(tiles, rt.device)
+        labels = labels.to(rt.device, non_blocking=True)
+        with autocast(rt.device):
+            out = fit.net(golden, test)
+        loss = fit.loss_fn(out.float(), labels)
+        fit.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        fit.optimizer.step()
+        if fit.per_step:
+            fit.scheduler.step()
+        loss_sum += loss.detach().double() * labels.shape[0]
+        seen += labels.shape[0]
+        bar.advance(labels.shape[0] * rt.world, info=f"epoch {epoch}/{num_epochs}")
+    if not fit.per_step:
+        fit.scheduler.step()
+    epoch_seconds = time.perf_counter() - t0
+    parts = gather_objects(rt, (float(loss_sum), seen))
+    seen_all = sum(int(p[1]) for p in parts)  # type: ignore[index]
+    train_loss = sum(float(p[0]) for p in parts) / max(seen_all, 1)  # type: ignore[index]
+    fit.so_far.seconds += epoch_seconds
+    fit.so_far.pairs += seen_all
+    fit.so_far.epochs_run += 1
+    return {
+        "epoch": epoch,
+        "train_loss": round(train_loss, 6),
+        "lr": fit.optimizer.param_groups[0]["lr"],
+        "seconds": round(epoch_seconds, 3),
+        "pairs_per_sec": round(seen_all / max(epoch_seconds, 1e-9), 2),
+    }
+
+
+def validate(fit: Fit, record: dict[str, Any], val_data: PairDataset, pre: Preprocess) -> bool:
+    """Score the validation set into `record`; True when the monitored score improved the best."""
+    batch = fit.spec.evaluate.batch_size or fit.spec.dataset.classify.batch_size
+    scores, val_loss = predict(fit.model, val_data, pre, fit.rt, batch_size=batch, loss_fn=fit.loss_fn)
+    defect = val_data.labels.numpy().astype(bool)
+    far, _ = far_at_full_recall(scores, defect)
+    record.update(
+        val_loss=round(float(val_loss or 0.0), 6),
+        val_auroc=auroc(scores, defect),
+        val_far_at_100_recall=far,
+    )
+    value = record[fit.monitor.key]
+    if not fit.monitor.improves(value, fit.so_far.best):
+        return False
+    fit.so_far.best, fit.so_far.best_epoch = float(value), record["epoch"]
+    return True
+
+
+def save_epoch(fit: Fit, out_dir: Path, record: dict[str, Any], improved: bool, has_val: bool) -> None:
+    """latest.pth every epoch, epoch_NNN.pth at the cadence, best_val.pth when it improved (rank 0)."""
+    epoch, tr, so_far = record["epoch"], fit.spec.train, fit.so_far
+    latest = out_dir / "latest.pth"
+    save_checkpoint(latest, fit.payload(epoch))
+    if epoch % tr.checkpoint_interval == 0:
+        link_or_copy(latest, out_dir / f"epoch_{epoch:03d}.pth")
+    if improved or not has_val:
+        link_or_copy(latest, out_dir / "best_val.pth")
+    status = _status(
+        record, so_far.history, tr.num_epochs, so_far.best, so_far.best_epoch, fit.monitor.name, "running"
+    )
+    _write_json(out_dir / "status.json", status)
+
+
+def epoch_line(record: dict[str, Any], num_epochs: int, validated: bool, improved: bool) -> str:
+    val_txt = (
+        f" · val_loss {record['val_loss']:.4f} AUROC {_fmt(record['val_auroc'])} "
+        f"FAR@100%R {record['val_far_at_100_recall']:.1%}{' *' if improved else ''}"
+        if validated
+        else ""
+    )
+    return (
+        f"[train] epoch {record['epoch']}/{num_epochs} · loss {record['train_loss']:.4f} · "
+        f"{record['seconds']:.1f}s ({record['pairs_per_sec']:.0f} pairs/s){val_txt}"
+    )
+
+
+def finish(fit: Fit, out_dir: Path, notes: list[str]) -> None:
+    """The final status.json, and a latest/best_val.pth even when no epoch ran or none improved."""
+    so_far, tr = fit.so_far, fit.spec.train
+    latest, best_path = out_dir / "latest.pth", out_dir / "best_val.pth"
+    if so_far.epochs_run == 0 and not latest.exists():
+        save_checkpoint(latest, fit.payload(so_far.start_epoch))
+    if not best_path.exists():
+        link_or_copy(latest, best_path)
+        notes.append("no validation improved a score; best_val.pth is the latest epoch")
+    final = so_far.history[-1] if so_far.history else {"epoch": so_far.start_epoch}
+    status = _status(
+        final, so_far.history, tr.num_epochs, so_far.best, so_far.best_epoch, fit.monitor.name, "done"
+    )
+    status["notes"] = notes
+    _write_json(out_dir / "status.json", status)
+
+
+def _train(
+    spec: ExperimentSpec, root: Path, out_dir: Path, rt: Runtime, *, progress: bool, t_start: float
+) -> TrainResult:
+    ds, tr = spec.dataset.classify, spec.train
+    notes: list[str] = []
+    torch.manual_seed(tr.seed)
+    np.random.seed(tr.seed % 2**32)
+    layout = ImageLayout.from_config(ds)
+    train_data, val_data = load_datasets(spec, root, layout, notes)
+    model = build_model(spec, root)
+    notes.append(backbone_note(spec))
+    loss_fn = build_loss(spec)
+    monitor = choose_monitor(tr.optim.monitor_name, notes)
+    sampler, loader = make_loader(spec, train_data, rt)
+    optimizer = make_optimizer(spec, model)
+    scheduler, per_step = make_scheduler(spec, optimizer, len(loader))
+    so_far = start_from_checkpoint(spec, root, model, optimizer, scheduler, notes)
+    net = place(model, loss_fn, rt)
+    fit = Fit(spec, rt, model, net, loss_fn, optimizer, scheduler, per_step, monitor, so_far)
     pre_train = Preprocess(ds, layout, augment=True, seed=tr.seed + 7919 * rt.rank)
     pre_eval = Preprocess(ds, layout, augment=False)
 
@@ -233,128 +420,33 @@ def _train(
         f"train {len(train_data)} pairs ({train_data.n_defect} defect), validation "
         f"{len(val_data) if val_data else 0}; {spec.model.backbone.type}/{spec.model.classify.difference_module} "
         f"on {rt.device}{f' x{rt.world} ranks' if rt.distributed else ''}, {torch.get_num_threads()} thread(s), "
-        f"epochs {start_epoch + 1}..{tr.num_epochs}"
+        f"epochs {so_far.start_epoch + 1}..{tr.num_epochs}"
     )
     for n in notes:
         log(f"note: {n}")
 
-    latest = out_dir / "latest.pth"
-    best_path = out_dir / "best_val.pth"
-    spec_dict = spec.model_dump(mode="json")
-    train_seconds = 0.0
-    pairs_done = 0
-    epochs_run = 0
-    val_bs = spec.evaluate.batch_size or ds.batch_size
-
-    def payload(epoch: int) -> dict[str, Any]:
-        return {
-            "state_dict": model.state_dict(),
-            "spec": spec_dict,
-            "backbone": spec.model.backbone.type,
-            "difference_module": spec.model.classify.difference_module,
-            "epoch": epoch,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "history": history,
-            "best_metric": best,
-            "best_epoch": best_epoch,
-            "monitor": monitor_name,
-        }
-
-    total_pairs = len(sampler) * rt.world * max(0, tr.num_epochs - start_epoch)
+    total_pairs = len(sampler) * rt.world * max(0, tr.num_epochs - so_far.start_epoch)
     with Bar("train", total_pairs, enabled=progress) as bar:
-        for epoch in range(start_epoch + 1, tr.num_epochs + 1):
-            sampler.set_epoch(epoch)
-            net.train()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
-            seen = 0
-            t0 = time.perf_counter()
-            for tiles, labels in loader:
-                golden, test = pre_train(tiles, rt.device)
-                labels = labels.to(rt.device, non_blocking=True)
-                with autocast(rt.device):
-                    out = net(golden, test)
-                loss = loss_fn(out.float(), labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if per_step:
-                    scheduler.step()
-                loss_sum += loss.detach().double() * labels.shape[0]
-                seen += labels.shape[0]
-                bar.advance(labels.shape[0] * rt.world, info=f"epoch {epoch}/{tr.num_epochs}")
-            if not per_step:
-                scheduler.step()
-            epoch_seconds = time.perf_counter() - t0
-            parts = gather_objects(rt, (float(loss_sum), seen))
-            seen_all = sum(int(p[1]) for p in parts)  # type: ignore[index]
-            train_loss = sum(float(p[0]) for p in parts) / max(seen_all, 1)  # type: ignore[index]
-            train_seconds += epoch_seconds
-            pairs_done += seen_all
-            epochs_run += 1
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "train_loss": round(train_loss, 6),
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": round(epoch_seconds, 3),
-                "pairs_per_sec": round(seen_all / max(epoch_seconds, 1e-9), 2),
-            }
-            validate = val_data is not None and (
-                epoch % tr.validation_interval == 0 or epoch == tr.num_epochs
-            )
-            improved = False
-            if validate:
-                assert val_data is not None
-                scores, val_loss = predict(model, val_data, pre_eval, rt, batch_size=val_bs, loss_fn=loss_fn)
-                defect = val_data.labels.numpy().astype(bool)
-                far, _ = far_at_full_recall(scores, defect)
-                record.update(
-                    val_loss=round(float(val_loss or 0.0), 6),
-                    val_auroc=auroc(scores, defect),
-                    val_far_at_100_recall=far,
-                )
-                value = record[monitor_key]
-                if value is not None and (best is None or (value < best if lower_better else value > best)):
-                    best, best_epoch, improved = float(value), epoch, True
-            history.append(record)
+        for epoch in range(so_far.start_epoch + 1, tr.num_epochs + 1):
+            record = train_epoch(fit, epoch, sampler, loader, pre_train, bar)
+            due = val_data is not None and (epoch % tr.validation_interval == 0 or epoch == tr.num_epochs)
+            improved = validate(fit, record, val_data, pre_eval) if due and val_data is not None else False
+            so_far.history.append(record)
             if rt.is_main:
-                save_checkpoint(latest, payload(epoch))
-                if epoch % tr.checkpoint_interval == 0:
-                    link_or_copy(latest, out_dir / f"epoch_{epoch:03d}.pth")
-                if improved or val_data is None:
-                    link_or_copy(latest, best_path)
-                _write_json(
-                    out_dir / "status.json",
-                    _status(record, history, tr.num_epochs, best, best_epoch, monitor_name, "running"),
-                )
-            val_txt = (
-                f" · val_loss {record['val_loss']:.4f} AUROC {_fmt(record['val_auroc'])} "
-                f"FAR@100%R {record['val_far_at_100_recall']:.1%}{' *' if improved else ''}"
-                if validate
-                else ""
-            )
-            log(
-                f"[train] epoch {epoch}/{tr.num_epochs} · loss {train_loss:.4f} · {epoch_seconds:.1f}s "
-                f"({record['pairs_per_sec']:.0f} pairs/s){val_txt}"
-            )
+                save_epoch(fit, out_dir, record, improved, has_val=val_data is not None)
+            log(epoch_line(record, tr.num_epochs, due, improved))
 
     if rt.is_main:
-        if epochs_run == 0 and not latest.exists():
-            save_checkpoint(latest, payload(start_epoch))
-        if not best_path.exists():
-            link_or_copy(latest, best_path)
-            notes.append("no validation improved a score; best_val.pth is the latest epoch")
-        final = history[-1] if history else {"epoch": start_epoch}
-        status = _status(final, history, tr.num_epochs, best, best_epoch, monitor_name, "done")
-        status["notes"] = notes
-        _write_json(out_dir / "status.json", status)
+        finish(fit, out_dir, notes)
     barrier(rt)
-    pairs_per_sec = pairs_done / train_seconds if train_seconds > 0 else 0.0
+    pairs_per_sec = so_far.pairs / so_far.seconds if so_far.seconds > 0 else 0.0
     seconds = time.perf_counter() - t_start
     log(
-        f"[train] done · {epochs_run} epoch(s) in {seconds:.1f}s · {pairs_per_sec:.1f} pairs/s · best epoch {best_epoch}"
+        f"[train] done · {so_far.epochs_run} epoch(s) in {seconds:.1f}s · {pairs_per_sec:.1f} pairs/s · "
+        f"best epoch {so_far.best_epoch}"
     )
-    return TrainResult(best_path, latest, epochs_run, seconds, pairs_per_sec, str(rt.device), notes)
+    best_path, latest = out_dir / "best_val.pth", out_dir / "latest.pth"
+    return TrainResult(best_path, latest, so_far.epochs_run, seconds, pairs_per_sec, str(rt.device), notes)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
