@@ -5,6 +5,7 @@ re-hashed and compared with the ledger."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ from specloop.skills.changenet.kpi import confusion_at, far_at_full_recall
 from specloop.skills.changenet.scores import read_scores
 
 CANDIDATES = ("best_val", "latest")  # ties keep the first: the loop prefers best_val
+
+# One stated number to hold against the evidence: (check, dotted key in the record, recomputed
+# value, what the number is in a finding's words).
+Claim = tuple[str, str, float | int | None, str]
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,21 @@ def same(claimed: Any, actual: float | int | None) -> bool:
     return math.isclose(value, actual, rel_tol=1e-9, abs_tol=1e-12)
 
 
+def dig(data: Any, key: str) -> Any:
+    """`data["a"]["b"]` for the key "a.b"; None where a level is missing or not a mapping."""
+    for part in key.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def at_full_recall(kpi: Kpi, what: str) -> list[Claim]:
+    """The FAR and threshold as `changenet evaluate` names them (metrics, selection, RCA)."""
+    return [
+        ("claims.far", "far_at_100_recall", kpi.far, f"{what} FAR"),
+        ("claims.threshold", "threshold_at_100_recall", kpi.threshold, f"{what} threshold"),
+    ]
+
+
 def evaluated(record: dict[str, Any]) -> bool:
     return "kpi_far" in record or "chosen" in record
 
@@ -115,6 +135,18 @@ class ClaimChecker:
                 expected=_show(actual),
                 found=_show(claimed),
             )
+
+    def expect_equal(
+        self, check: str, message: str, expected: Any, found: Any, *, file: str, where: str
+    ) -> None:
+        """A stated name or path is the one the evidence points to."""
+        if found != expected:
+            self.out.add(check, message, file=file, where=where, expected=expected, found=found)
+
+    def expect_each(self, data: Any, claims: Iterable[Claim], *, file: str, prefix: str = "") -> None:
+        """Every claim's key looked up in `data` and held against its recomputed value."""
+        for check, key, actual, what in claims:
+            self.expect(check, dig(data, key), actual, file=file, where=f"{prefix}{key}", what=what)
 
     def run_all(self) -> dict[str, Truth]:
         for label, record in self.run.iterations.items():
@@ -156,51 +188,28 @@ class ClaimChecker:
             return None
 
     def _iteration(self, label: str, record: dict[str, Any], truth: Truth) -> None:
-        where = f"iterations.{label}"
+        where = f"iterations.{label}."
         kpi = truth.kpi
+        evaluate_dir = self.run.dir / label / "evaluate"
         for name, cand in truth.candidates.items():
-            claimed = ((record.get("candidates") or {}).get(name) or {}).get("kpi_far")
-            self.expect(
-                "claims.far",
-                claimed,
-                cand.far,
-                file=STATE_FILE,
-                where=f"{where}.candidates.{name}.kpi_far",
-                what=f"{label} {name} KPI FAR",
-            )
-            self._metrics(self.run.dir / label / "evaluate" / "candidates" / name / "metrics.json", cand)
+            claim = ("claims.far", f"candidates.{name}.kpi_far", cand.far, f"{label} {name} KPI FAR")
+            self.expect_each(record, [claim], file=STATE_FILE, prefix=where)
+            self._metrics(evaluate_dir / "candidates" / name / "metrics.json", cand)
         if kpi is not None:
             self.out.saw("claims.far", f"{label}: state, selection.json, metrics.json, rca_results")
             self.out.saw("claims.threshold", f"{label}: state, selection.json, metrics.json, threshold.txt")
-            self.expect(
-                "claims.far",
-                record.get("kpi_far"),
-                kpi.far,
-                file=STATE_FILE,
-                where=f"{where}.kpi_far",
-                what=f"{label} KPI FAR",
-            )
-            self.expect(
-                "claims.threshold",
-                record.get("kpi_threshold"),
-                kpi.threshold,
-                file=STATE_FILE,
-                where=f"{where}.kpi_threshold",
-                what=f"{label} KPI threshold",
-            )
-            self._metrics(self.run.dir / label / "evaluate" / "kpi" / "metrics.json", kpi)
+            claims: list[Claim] = [
+                ("claims.far", "kpi_far", kpi.far, f"{label} KPI FAR"),
+                ("claims.threshold", "kpi_threshold", kpi.threshold, f"{label} KPI threshold"),
+            ]
+            self.expect_each(record, claims, file=STATE_FILE, prefix=where)
+            self._metrics(evaluate_dir / "kpi" / "metrics.json", kpi)
             self._selection(label, record, truth)
             self._rca(label, record, kpi)
         if truth.holdout is not None:
-            self.expect(
-                "claims.far",
-                record.get("holdout_far"),
-                truth.holdout.far,
-                file=STATE_FILE,
-                where=f"{where}.holdout_far",
-                what=f"{label} holdout FAR",
-            )
-            self._metrics(self.run.dir / label / "evaluate" / "holdout" / "metrics.json", truth.holdout)
+            claim = ("claims.far", "holdout_far", truth.holdout.far, f"{label} holdout FAR")
+            self.expect_each(record, [claim], file=STATE_FILE, prefix=where)
+            self._metrics(evaluate_dir / "holdout" / "metrics.json", truth.holdout)
         self._checkpoint(label, record)
 
     def _metrics(self, path: Path, kpi: Kpi) -> None:
@@ -210,53 +219,30 @@ class ClaimChecker:
             return
         rel = self.run.rel(path)
         self.out.saw("claims.recall", rel)
-        self.expect(
-            "claims.far",
-            data.get("far_at_100_recall"),
-            kpi.far,
-            file=rel,
-            where="far_at_100_recall",
-            what="FAR@100%recall",
-        )
-        self.expect(
-            "claims.threshold",
-            data.get("threshold_at_100_recall"),
-            kpi.threshold,
-            file=rel,
-            where="threshold_at_100_recall",
-            what="the 100%-recall threshold",
-        )
-        self.expect(
-            "claims.recall",
-            data.get("recall_at_100_recall"),
-            kpi.recall,
-            file=rel,
-            where="recall_at_100_recall",
-            what="recall",
-        )
-        confusion = data.get("confusion_at_100_recall") or {}
-        for key, actual in (("fp", kpi.fp), ("tn", kpi.tn)):
-            self.expect(
-                "claims.far",
-                confusion.get(key),
-                actual,
-                file=rel,
-                where=f"confusion_at_100_recall.{key}",
-                what=f"the {key} count behind the FAR",
-            )
-        for key, actual in (("n_pass", kpi.n_pass), ("n_defect", kpi.n_defect)):
-            self.expect("claims.far", data.get(key), actual, file=rel, where=key, what=f"the {key} count")
-        per_type = data.get("per_defect_type") or {}
-        for label, recall in kpi.recall_by_type.items():
-            claimed = (per_type.get(label) or {}).get("recall_at_100_threshold")
-            self.expect(
-                "claims.recall",
-                claimed,
-                recall,
-                file=rel,
-                where=f"per_defect_type.{label}.recall_at_100_threshold",
-                what=f"{label} recall",
-            )
+        counts = {"fp": kpi.fp, "tn": kpi.tn}
+        claims: list[Claim] = [
+            ("claims.far", "far_at_100_recall", kpi.far, "FAR@100%recall"),
+            ("claims.threshold", "threshold_at_100_recall", kpi.threshold, "the 100%-recall threshold"),
+            ("claims.recall", "recall_at_100_recall", kpi.recall, "recall"),
+            *[
+                ("claims.far", f"confusion_at_100_recall.{k}", v, f"the {k} count behind the FAR")
+                for k, v in counts.items()
+            ],
+            *[
+                ("claims.far", k, v, f"the {k} count")
+                for k, v in (("n_pass", kpi.n_pass), ("n_defect", kpi.n_defect))
+            ],
+            *[
+                (
+                    "claims.recall",
+                    f"per_defect_type.{label}.recall_at_100_threshold",
+                    recall,
+                    f"{label} recall",
+                )
+                for label, recall in kpi.recall_by_type.items()
+            ],
+        ]
+        self.expect_each(data, claims, file=rel)
 
     def _selection(self, label: str, record: dict[str, Any], truth: Truth) -> None:
         chosen = truth.chosen
@@ -271,35 +257,14 @@ class ClaimChecker:
         ckpt = str(record.get("best_ckpt_path") or "")
         claims.append((STATE_FILE, f"iterations.{label}.best_ckpt_path", Path(ckpt).stem if ckpt else None))
         for file, where, claimed in claims:
-            if claimed != chosen:
-                self.out.add(
-                    "claims.selection",
-                    f"{label} kept {claimed!r}, but the lower recomputed FAR is {chosen!r} ({fars})",
-                    file=file,
-                    where=where,
-                    expected=chosen,
-                    found=claimed,
-                )
+            message = f"{label} kept {claimed!r}, but the lower recomputed FAR is {chosen!r} ({fars})"
+            self.expect_equal("claims.selection", message, chosen, claimed, file=file, where=where)
         for name, cand in truth.candidates.items():
             entry = (selection.get("candidates") or {}).get(name)
-            if entry is None:
-                continue
-            self.expect(
-                "claims.far",
-                entry.get("far_at_100_recall"),
-                cand.far,
-                file=sel_rel,
-                where=f"candidates.{name}.far_at_100_recall",
-                what=f"{name} FAR",
-            )
-            self.expect(
-                "claims.threshold",
-                entry.get("threshold_at_100_recall"),
-                cand.threshold,
-                file=sel_rel,
-                where=f"candidates.{name}.threshold_at_100_recall",
-                what=f"{name} threshold",
-            )
+            if entry is not None:
+                self.expect_each(
+                    entry, at_full_recall(cand, name), file=sel_rel, prefix=f"candidates.{name}."
+                )
 
     def _rca(self, label: str, record: dict[str, Any], kpi: Kpi) -> None:
         target = (self.run.state.get("config") or {}).get("far_target")
@@ -310,22 +275,7 @@ class ClaimChecker:
         for file, prefix, rca in sources:
             if not isinstance(rca, dict):
                 continue
-            self.expect(
-                "claims.far",
-                rca.get("far_at_100_recall"),
-                kpi.far,
-                file=file,
-                where=f"{prefix}far_at_100_recall",
-                what=f"{label} RCA FAR",
-            )
-            self.expect(
-                "claims.threshold",
-                rca.get("threshold_at_100_recall"),
-                kpi.threshold,
-                file=file,
-                where=f"{prefix}threshold_at_100_recall",
-                what=f"{label} RCA threshold",
-            )
+            self.expect_each(rca, at_full_recall(kpi, f"{label} RCA"), file=file, prefix=prefix)
             if isinstance(target, int | float) and "kpi_met" in rca and rca["kpi_met"] != (kpi.far < target):
                 self.out.add(
                     "claims.far",
@@ -436,73 +386,50 @@ class ClaimChecker:
         if model is not None:
             claims.append((BEST_MODEL_FILE, "iteration", model.get("iteration")))
         for file, where, claimed in claims:
-            if claimed != true_label:
-                self.out.add(
-                    "claims.best",
-                    f"the best model is named as {claimed!r}, but the lowest recomputed KPI FAR is "
-                    f"{true_label}'s ({trajectory})",
-                    file=file,
-                    where=where,
-                    expected=true_label,
-                    found=claimed,
-                )
+            message = (
+                f"the best model is named as {claimed!r}, but the lowest recomputed KPI FAR is "
+                f"{true_label}'s ({trajectory})"
+            )
+            self.expect_equal("claims.best", message, true_label, claimed, file=file, where=where)
         record = self.run.iterations.get(true_label, {})
-        if best_state is not None and best_state.get("checkpoint") != record.get("best_ckpt_path"):
-            self.out.add(
+        if best_state is not None:
+            self.expect_equal(
                 "claims.best",
                 "the state's best checkpoint is not the one its iteration kept",
+                record.get("best_ckpt_path"),
+                best_state.get("checkpoint"),
                 file=STATE_FILE,
                 where="best.checkpoint",
-                expected=record.get("best_ckpt_path"),
-                found=best_state.get("checkpoint"),
             )
         if model is not None:
             self._best_model(model, true_label, true_kpi, record)
 
     def _best_model(self, model: dict[str, Any], label: str, kpi: Kpi, record: dict[str, Any]) -> None:
         truth = self.truths[label]
-        self.expect(
-            "claims.far",
-            model.get("kpi_far"),
-            kpi.far,
-            file=BEST_MODEL_FILE,
-            where="kpi_far",
-            what="the best model's KPI FAR",
-        )
-        self.expect(
-            "claims.threshold",
-            model.get("threshold"),
-            kpi.threshold,
-            file=BEST_MODEL_FILE,
-            where="threshold",
-            what="the best model's threshold",
-        )
+        claims: list[Claim] = [
+            ("claims.far", "kpi_far", kpi.far, "the best model's KPI FAR"),
+            ("claims.threshold", "threshold", kpi.threshold, "the best model's threshold"),
+        ]
         if truth.holdout is not None:
-            self.expect(
-                "claims.far",
-                model.get("holdout_far"),
-                truth.holdout.far,
-                file=BEST_MODEL_FILE,
-                where="holdout_far",
-                what="the best model's holdout FAR",
-            )
-        if model.get("chosen") != truth.chosen:
-            self.out.add(
+            claims.append(("claims.far", "holdout_far", truth.holdout.far, "the best model's holdout FAR"))
+        self.expect_each(model, claims, file=BEST_MODEL_FILE)
+        for check, key, expected, message in (
+            (
                 "claims.selection",
-                "best_model.json names a different candidate than the lower recomputed FAR",
-                file=BEST_MODEL_FILE,
-                where="chosen",
-                expected=truth.chosen,
-                found=model.get("chosen"),
-            )
-        if model.get("checkpoint") != record.get("best_ckpt_path"):
-            self.out.add(
+                "chosen",
+                truth.chosen,
+                "names a different candidate than the lower recomputed FAR",
+            ),
+            (
                 "claims.best",
-                "best_model.json points at a different checkpoint than the best iteration kept",
-                file=BEST_MODEL_FILE,
-                where="checkpoint",
-                expected=record.get("best_ckpt_path"),
-                found=model.get("checkpoint"),
+                "checkpoint",
+                record.get("best_ckpt_path"),
+                "points at a different checkpoint than the best iteration kept",
+            ),
+        ):
+            found = model.get(key)
+            self.expect_equal(
+                check, f"best_model.json {message}", expected, found, file=BEST_MODEL_FILE, where=key
             )
         ckpt = model.get("checkpoint")
         if ckpt:

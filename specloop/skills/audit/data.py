@@ -46,6 +46,10 @@ def _csv(run: RunRecords, out: Findings, check: str, path: Path) -> pd.DataFrame
         return None
 
 
+def _mined_rows(src: pd.DataFrame | None) -> int | None:
+    return int((src["source"] == "mining_pool").sum()) if src is not None and "source" in src else None
+
+
 def check_data(run: RunRecords, out: Findings) -> None:
     ws_path = run.workspace
     ws = Workspace(ws_path) if ws_path is not None and ws_path.is_dir() else None
@@ -149,25 +153,20 @@ def _synth_pool(run: RunRecords, out: Findings, ws: Workspace) -> None:
         )
     sdg = run.dir / SYNTH_DIR / "sdg_rows.csv"
     sdg_df = _csv(run, out, "data.synth-pool", sdg) if sdg.is_file() else None
-    if sdg_df is not None and manifest.get("synthetic_rows") != len(sdg_df):
-        out.add(
-            "data.synth-pool",
-            "the staged synthetic rows differ from the manifest's count",
-            file=run.rel(sdg),
-            expected=f"{manifest.get('synthetic_rows')} rows ({rel})",
-            found=f"{len(sdg_df)} rows",
-        )
     source = pool_dir / "source_pool.csv"
-    if source.is_file():
-        src = _csv(run, out, "data.synth-pool", source)
-        mined = int((src["source"] == "mining_pool").sum()) if src is not None and "source" in src else None
-        if src is not None and manifest.get("mining_pool_rows") != mined:
+    src = _csv(run, out, "data.synth-pool", source) if source.is_file() else None
+    staged_counts = (
+        (sdg, sdg_df, "synthetic_rows", "synthetic", len(sdg_df) if sdg_df is not None else None),
+        (source, src, "mining_pool_rows", "mining-pool", _mined_rows(src)),
+    )
+    for path, frame, key, what, n in staged_counts:
+        if frame is not None and manifest.get(key) != n:
             out.add(
                 "data.synth-pool",
-                "the staged mining-pool rows differ from the manifest's count",
-                file=run.rel(source),
-                expected=f"{manifest.get('mining_pool_rows')} rows ({rel})",
-                found=f"{mined} rows",
+                f"the staged {what} rows differ from the manifest's count",
+                file=run.rel(path),
+                expected=f"{manifest.get(key)} rows ({rel})",
+                found=f"{n} rows",
             )
     if sdg_df is None:
         return
