@@ -403,3 +403,11 @@ def test_every_family_default_project_passes_review(family: Family, tmp_path: Pa
     assert not failed, render_review_report(items)
     readme = _one(items, "readme-commands").evidence
     assert "(with --dry-run)" in readme and "python -m pytest" in readme
+
+
+def test_the_same_project_gets_the_same_report(project: Path, tmp_path: Path) -> None:
+    twin = tmp_path / "twin" / "toy"
+    shutil.copytree(project, twin)
+    reports = [render_review_report(review_project(p, only=["readme-commands"])) for p in (project, twin)]
+    assert reports[0] == reports[1]
+    assert "made last.pt first" in reports[0]
