@@ -107,7 +107,7 @@ def test_a_training_csv_that_breaks_the_schema(ws: Path) -> None:
     df = pd.read_csv(_combined(ws), dtype=str, keep_default_na=False).drop(columns=["label"])
     df.to_csv(_combined(ws), index=False)
     stop = _fire(ws, deft.node("validate"), "validate")
-    assert stop["check"] == "data-contract" and "train_combined_iter1.csv" in stop["detail"]
+    assert stop["check"] == "csv-schema" and "train_combined_iter1.csv" in stop["detail"]
     assert "label" in stop["detail"]
 
 

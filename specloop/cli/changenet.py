@@ -41,7 +41,9 @@ def _load(spec_path: Path, overrides: list[str] | None) -> tuple[ExperimentSpec,
 
     bad = [o for o in overrides or [] if "=" not in o]
     if bad:
-        raise SpecloopError(f"override {bad[0]!r} is not key=value (e.g. train.num_epochs=5) [override].")
+        raise SpecloopError(
+            f"override {bad[0]!r} is not key=value (e.g. train.num_epochs=5).", rule="override"
+        )
     return load_spec(spec_path, list(overrides or [])), spec_root(spec_path)
 
 
@@ -60,7 +62,7 @@ def _data(spec: ExperimentSpec, root: Path, which: str) -> tuple[Path, Path]:
 
     paths = dataset_paths(spec, root, which)
     if paths is None:
-        raise SpecloopError(f"dataset.classify.{which}.csv_path is not set in the spec [spec].")
+        raise SpecloopError(f"dataset.classify.{which}.csv_path is not set in the spec.", rule="spec")
     return paths
 
 
@@ -69,7 +71,7 @@ def _checkpoint(spec_value: str | None, key: str, root: Path) -> Path:
 
     path = resolve_path(spec_value, root)
     if path is None:
-        raise SpecloopError(f"{key} is not set; pass {key}=path/to/model.pth [spec].")
+        raise SpecloopError(f"{key} is not set; pass {key}=path/to/model.pth.", rule="spec")
     return path
 
 

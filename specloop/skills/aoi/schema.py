@@ -45,12 +45,13 @@ def read_csv(path: Path, *, display: str | None = None) -> pd.DataFrame:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ContractError(f"{name}: not a readable CSV file ({reason}) [csv-format].") from None
+        raise ContractError(f"{name}: not a readable CSV file ({reason}).", rule="csv-format") from None
     missing = [c for c in MANDATORY if c not in df.columns]
     if missing:
         raise ContractError(
             f"{name}: missing mandatory column(s) {', '.join(missing)}; a ChangeNet CSV needs "
-            f"{', '.join(MANDATORY)} [csv-schema]."
+            f"{', '.join(MANDATORY)}.",
+            rule="csv-schema",
         )
     return pad_columns(df)
 

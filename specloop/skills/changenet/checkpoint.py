@@ -34,18 +34,18 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint dict on the CPU. A bare state dict is accepted as {'state_dict': …}."""
     if not path.is_file():
-        raise SpecloopError(f"checkpoint {path} does not exist [checkpoint-missing].")
+        raise SpecloopError(f"checkpoint {path} does not exist.", rule="checkpoint-missing")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # pickle/zip errors of every kind: the file is not a checkpoint
         raise SpecloopError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}) [checkpoint-format]."
+            f"checkpoint {path} cannot be read ({type(exc).__name__}).", rule="checkpoint-format"
         ) from None
     if isinstance(obj, dict) and "state_dict" in obj:
         return obj
     if isinstance(obj, dict) and obj and all(isinstance(v, Tensor) for v in obj.values()):
         return {"state_dict": obj}
-    raise SpecloopError(f"checkpoint {path} holds no model state dict [checkpoint-format].")
+    raise SpecloopError(f"checkpoint {path} holds no model state dict.", rule="checkpoint-format")
 
 
 def load_weights(model: ChangeNet, ckpt: dict[str, Any], path: Path) -> None:
@@ -54,14 +54,14 @@ def load_weights(model: ChangeNet, ckpt: dict[str, Any], path: Path) -> None:
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise SpecloopError(
-            f"checkpoint {path} does not fit the spec's model ({first[:160]}) [checkpoint-mismatch]."
+            f"checkpoint {path} does not fit the spec's model ({first[:160]}).", rule="checkpoint-mismatch"
         ) from None
 
 
 def checkpoint_spec(ckpt: dict[str, Any], path: Path) -> ExperimentSpec:
     if "spec" not in ckpt:
         raise SpecloopError(
-            f"checkpoint {path} carries no spec; pass the spec it was trained with [checkpoint-spec]."
+            f"checkpoint {path} carries no spec; pass the spec it was trained with.", rule="checkpoint-spec"
         )
     spec = ExperimentSpec.model_validate(ckpt["spec"])
     # The weights are in the checkpoint; the backbone's initial weight file is not needed again.

@@ -66,13 +66,13 @@ def load_table(csv: Path, images_dir: Path, layout: ImageLayout) -> pd.DataFrame
     if problems:
         raise ContractError(problems[0].sentence() + ".")
     if not images_dir.is_dir():
-        raise ContractError(f"{csv}: images directory {images_dir} does not exist [images-dir].")
+        raise ContractError(f"{csv}: images directory {images_dir} does not exist.", rule="images-dir")
     for i, row in enumerate(df[["input_path", "golden_path", "object_name"]].itertuples(index=False)):
         for side in (row.input_path, row.golden_path):
             for f in image_files(images_dir, side, row.object_name, layout.lights, layout.image_ext):
                 if not f.is_file():
                     raise ContractError(
-                        f"{csv}, line {i + FIRST_DATA_LINE}: image {f} does not exist [image-missing]."
+                        f"{csv}, line {i + FIRST_DATA_LINE}: image {f} does not exist.", rule="image-missing"
                     )
     return df
 
@@ -88,7 +88,9 @@ def decode_tiles(files: Sequence[Path], layout: ImageLayout, where: str) -> np.n
                     rgb = rgb.resize((layout.width, layout.height), Image.BILINEAR)
                 out[i] = np.asarray(rgb).transpose(2, 0, 1)
         except (OSError, UnidentifiedImageError) as exc:
-            raise ContractError(f"{where}: image {f} cannot be decoded ({exc}) [image-decode].") from None
+            raise ContractError(
+                f"{where}: image {f} cannot be decoded ({exc}).", rule="image-decode"
+            ) from None
     return out
 
 

@@ -144,7 +144,7 @@ def create_backbone(name: str, weights: Path | None = None) -> nn.Module:
         )
     if weights is not None and not weights.is_file():
         raise SpecloopError(
-            f"model.backbone.pretrained_backbone_path {weights} does not exist [backbone-weights]."
+            f"model.backbone.pretrained_backbone_path {weights} does not exist.", rule="backbone-weights"
         )
     try:
         if weights is None:
@@ -156,7 +156,8 @@ def create_backbone(name: str, weights: Path | None = None) -> nn.Module:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpecloopError(
             f"cannot build backbone {name!r} with features_only=True"
-            f"{f' from {weights}' if weights else ''} ({first[:200]}) [backbone]."
+            f"{f' from {weights}' if weights else ''} ({first[:200]}).",
+            rule="backbone",
         ) from None
 
 

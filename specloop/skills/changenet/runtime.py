@@ -33,7 +33,8 @@ def pick_device(wanted: str) -> torch.device:
     if wanted == "cuda" and not torch.cuda.is_available():
         raise SpecloopError(
             "train.device is 'cuda' but PyTorch sees no CUDA GPU on this machine; use train.device=cpu "
-            "or auto [device]."
+            "or auto.",
+            rule="device",
         )
     if wanted == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")

@@ -36,13 +36,15 @@ def read_scores(inference_csv: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarr
     if bad.size:
         raise SpecloopError(
             f"{inference_csv}, line {int(bad[0]) + FIRST_DATA_LINE}: {SCORE_COLUMN} "
-            f"{df[SCORE_COLUMN].iloc[int(bad[0])]!r} is not a finite number [inference-score]."
+            f"{df[SCORE_COLUMN].iloc[int(bad[0])]!r} is not a finite number.",
+            rule="inference-score",
         )
     lower_pass = df.index[(df["label"] != GOOD_LABEL) & (df["label"].str.strip().str.upper() == GOOD_LABEL)]
     if len(lower_pass):
         i = int(lower_pass[0])
         raise SpecloopError(
             f"{inference_csv}, line {i + FIRST_DATA_LINE}: label {df['label'].iloc[i]!r} must be exactly "
-            "'PASS' [label-pass-case]."
+            "'PASS'.",
+            rule="label-pass-case",
         )
     return df, scores, (df["label"] != GOOD_LABEL).to_numpy()

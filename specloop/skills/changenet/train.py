@@ -178,11 +178,11 @@ def load_datasets(
     paths = dataset_paths(spec, root, "train_dataset")
     if paths is None:
         raise SpecloopError(
-            "dataset.classify.train_dataset.csv_path is not set; training needs a CSV [spec]."
+            "dataset.classify.train_dataset.csv_path is not set; training needs a CSV.", rule="spec"
         )
     train_data = PairDataset.from_csv(*paths, layout)
     if len(train_data) == 0:
-        raise SpecloopError(f"{paths[0]}: the training CSV has no rows [empty-dataset].")
+        raise SpecloopError(f"{paths[0]}: the training CSV has no rows.", rule="empty-dataset")
     val_paths = dataset_paths(spec, root, "validation_dataset")
     val_data = PairDataset.from_csv(*val_paths, layout) if val_paths else None
     if val_data is None:
@@ -231,7 +231,8 @@ def start_from_checkpoint(
     if "optimizer" not in ckpt or "epoch" not in ckpt:
         raise SpecloopError(
             f"train.resume_training_checkpoint_path {resume} holds no optimizer state or epoch; use "
-            "train.pretrained_model_path to start from its weights [resume]."
+            "train.pretrained_model_path to start from its weights.",
+            rule="resume",
         )
     optimizer.load_state_dict(ckpt["optimizer"])
     if ckpt.get("scheduler"):

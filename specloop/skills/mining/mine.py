@@ -129,7 +129,7 @@ def _side_items(
         for f in files:
             if not f.is_file():
                 line = int(df.index[i]) + FIRST_DATA_LINE
-                raise ContractError(f"{name}, line {line}: image file {f} not found [image-missing].")
+                raise ContractError(f"{name}, line {line}: image file {f} not found.", rule="image-missing")
         items.append(files)
     return items
 
