@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -242,3 +243,13 @@ def test_one_rule_field_rendered_in_one_place() -> None:
     assert render(stop) == "[leakage] the KPI set leaks into training"
     assert SpecloopError("bad").rule == "input"
     assert render(SpecloopError("x", rule="spec-path")) == "[spec-path] x"
+
+
+def test_pipeline_md_states_the_registry_order() -> None:
+    text = resources.files("specloop.specs").joinpath("pipeline.md").read_text(encoding="utf-8")
+    order = text[text.index("Order: `") + len("Order: `") :]
+    order = order[: order.index("`")]
+    named = [w for w in re.findall(r"[a-z_]+", order) if w not in ("stop",)]
+    deft = get_pipeline("deft")
+    expected = [*deft.order("baseline"), *deft.order("iteration"), *deft.order("final")]
+    assert named == expected
