@@ -304,8 +304,21 @@ def _wrong_number_model(body: dict[str, Any]) -> Step:
     return openai_reply("small_cnn has 123,456,789 parameters and answers in 0.001 ms.", usage=(90, 20))
 
 
+MEASURED = {"tech.md", "outputs", ".git", ".pytest_cache", ".ruff_cache", "__pycache__"}
+
+
+def _files(project: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(project).as_posix(): p.read_bytes()
+        for p in sorted(project.rglob("*"))
+        if p.is_file() and not MEASURED & set(p.relative_to(project).parts)
+    }
+
+
 @pytest.mark.slow
-def test_a_model_that_states_a_wrong_number_is_rejected(tmp_path: Path) -> None:
+def test_a_model_that_states_a_wrong_number_is_rejected(
+    created: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     with WireServer("/v1/chat/completions", responder=_wrong_number_model) as server:
         llm = f"openai-compatible:{server.root}/v1:loopback-model"
@@ -327,3 +340,9 @@ def test_a_model_that_states_a_wrong_number_is_rejected(tmp_path: Path) -> None:
     assert any(e["stage"] == "tech" and "123,456,789" in json.dumps(e["data"]) for e in rejected)
     tech = (out / "tech.md").read_text(encoding="utf-8")
     assert "123,456,789" not in tech and "(measured)." in tech
+    # the same requirement and template version: the same requirements.md and project, byte for byte
+    # (measured numbers and the files that carry them aside)
+    offline = _created(created, tmp_path_factory, "image_classification")
+    assert (out / "requirements.md").read_bytes() == (offline / "requirements.md").read_bytes()
+    name = json.loads((out / "create_state.json").read_text())["project_dir"]
+    assert _files(out / name) == _files(offline / name)
