@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,9 @@ from typing import Any
 import pandas as pd
 
 from specloop.errors import SpecloopError
+from specloop.ledger.layout import RunLayout, label_order
 from specloop.ledger.loop_log import read_entries
-from specloop.ledger.state import STATE_FILE
 
-LOG_FILE = "loop_log.jsonl"
 BASE_SOURCES = frozenset({"base_train", "previous_iter_train"})
 
 
@@ -67,14 +65,6 @@ def _int_map(value: Any) -> dict[str, int]:
         if n is not None:
             out[str(k)] = int(n)
     return out
-
-
-def label_order(label: str) -> tuple[int, str]:
-    """`baseline` first, then `iter1`, `iter2`, … by number."""
-    if label == "baseline":
-        return (0, label)
-    m = re.fullmatch(r"iter(\d+)", label)
-    return (int(m.group(1)) if m else 10**6, label)
 
 
 @dataclass
@@ -243,21 +233,21 @@ class Run:
 
 
 def _load_iteration(run_dir: Path, label: str, record: dict[str, Any], previous: str | None) -> Iteration:
-    d = run_dir / label
-    it = Iteration(label=label, dir=d, record=record, previous=previous)
-    it.selection = _json(d / "evaluate" / "selection.json")
-    it.kpi = _json(d / "evaluate" / "kpi" / "metrics.json")
-    it.holdout = _json(d / "evaluate" / "holdout" / "metrics.json")
-    it.rca = _json(d / "rca_results" / "metrics.json")
-    it.routing = _json(d / "routing_results" / "routing_summary.json")
-    it.ingest = _json(d / "anomalygen" / "ingest_summary.json")
-    knn = _csv(d / "mining_filter" / "knn_summary.csv")
+    files = RunLayout(run_dir).iteration(label)
+    it = Iteration(label=label, dir=files.root, record=record, previous=previous)
+    it.selection = _json(files.selection)
+    it.kpi = _json(files.evaluate_dir / "kpi" / "metrics.json")
+    it.holdout = _json(files.evaluate_dir / "holdout" / "metrics.json")
+    it.rca = _json(files.rca_dir / "metrics.json")
+    it.routing = _json(files.routing_dir / "routing_summary.json")
+    it.ingest = _json(files.anomalygen_dir / "ingest_summary.json")
+    knn = _csv(files.mining_dir / "knn_summary.csv")
     if knn is not None and len(knn):
         it.knn = knn.iloc[0].to_dict()
-    prov = _csv(d / "dataset" / f"train_combined_{label}_provenance.csv")
+    prov = _csv(files.provenance_csv)
     if prov is not None and "source" in prov.columns:
         it.provenance = {str(k): int(v) for k, v in prov["source"].value_counts().sort_index().items()}
-    unreachable = d / "rca_results" / "unreachable_kpi.txt"
+    unreachable = files.rca_dir / "unreachable_kpi.txt"
     if unreachable.is_file():
         it.unreachable = unreachable.read_text(encoding="utf-8", errors="replace").strip()
     return it
@@ -266,7 +256,8 @@ def _load_iteration(run_dir: Path, label: str, record: dict[str, Any], previous:
 def load_run(run_dir: Path) -> Run:
     """Everything the report shows, read from `run_dir` alone."""
     run_dir = Path(run_dir)
-    state_file = run_dir / STATE_FILE
+    layout = RunLayout(run_dir)
+    state_file = layout.state
     if not state_file.is_file():
         raise SpecloopError(f"{state_file}: no run state here; is {run_dir} a DEFT run directory?")
     try:
@@ -281,13 +272,13 @@ def load_run(run_dir: Path) -> Run:
     for i, label in enumerate(labels):
         record = records[label] if isinstance(records[label], dict) else {}
         iterations.append(_load_iteration(run_dir, label, record, labels[i - 1] if i else None))
-    log = read_entries(run_dir / LOG_FILE)
+    log = read_entries(layout.log)
     return Run(
         dir=run_dir,
         state=state,
         log=log,
         iterations=iterations,
-        best_model=_json(run_dir / "best_model.json"),
+        best_model=_json(layout.best_model),
     )
 
 
@@ -295,7 +286,7 @@ def weak_targets(run: Run, it: Iteration) -> pd.DataFrame | None:
     """The KPI rows `it` targeted: the previous iteration's selected RCA rows, weakest first."""
     if it.previous is None:
         return None
-    gaps = _parquet(run.dir / it.previous / "rca_results" / "kpi_gaps.parquet")
+    gaps = _parquet(RunLayout(run.dir).iteration(it.previous).kpi_gaps)
     if gaps is None or "selected" not in gaps.columns:
         return None
     selected = gaps[gaps["selected"].astype(bool)]
