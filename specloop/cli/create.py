@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,66 +60,6 @@ def _requirement(text: str | None, file: Path | None) -> str:
     return text
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "project"
-
-
-def _start(
-    text: str, *, out: Path | None, answers: Path | None, yes: bool, llm: str | None, progress: bool
-) -> Path:
-    """Parse the requirement and check the answers file before anything is written; then create the run."""
-    from specloop.ledger import state as ledger_state
-    from specloop.skills.contracts import load_contracts
-    from specloop.skills.scaffold.requirements import apply_answers, parse_requirement
-    from specloop.skills.scaffold.requirements_md import load_answers
-
-    load_contracts()
-    req = parse_requirement(text)
-    if answers is not None:
-        if not answers.is_file():
-            raise SpecloopError(f"{answers}: no such answers file.", rule="answers-file")
-        apply_answers(req, load_answers(answers), source=str(answers), today=datetime.now(UTC).date())
-    name = _slug(str(req.item("project_name").value))
-    run_dir = (out or Path(f"{name}_create")).resolve()
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise SpecloopError(
-            f"{run_dir} exists and is not empty; pass another --out, or continue it with "
-            f"`specloop create resume {run_dir}`",
-            rule="out-dir",
-        )
-    setting = "offline"
-    if llm is not None:
-        from specloop.llm import get_llm, load_settings
-
-        setting = load_settings(llm, workspace=run_dir.parent).llm
-        get_llm(setting, workspace=run_dir.parent)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    options = {
-        "llm": setting,
-        "record": None,
-        "answers": str(answers.resolve()) if answers else None,
-        "progress": progress,
-        "checkpointer": None,
-        "specs": None,
-    }
-    ledger_state.save(
-        run_dir,
-        {
-            "version": 1,
-            "pipeline": "create",
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "status": "pending",
-            "results_dir": str(run_dir),
-            "workspace": str(run_dir),
-            "config": {"options": options, "requirement": text.strip()},
-            "approval": None,
-            "stages": {},
-            "stop": None,
-        },
-    )
-    return run_dir
-
-
 def create_command(
     requirement: str = typer.Argument(
         None, help='The requirement, e.g. "帮我做一个手写数字识别的小模型" — or `resume DIR` / `status DIR`.'
@@ -147,6 +85,7 @@ def create_command(
     Exit codes: 0 created, 2 stopped (bad input, an infeasible requirement, a failed check),
     4 waiting for approval at the gate, 1 unexpected error.
     """
+    from specloop.graph.create_start import start_create
     from specloop.graph.run import drive, stdin_is_interactive
 
     if requirement in ACTIONS and run_dir is not None:
@@ -157,7 +96,7 @@ def create_command(
         approver = _approver if (not yes and stdin_is_interactive()) else None
         _finish(drive(run_dir, yes=yes, approver=approver), as_json)
     text = _requirement(requirement, file)
-    directory = _start(text, out=out, answers=answers, yes=yes, llm=llm, progress=progress)
+    directory = start_create(text, out=out, answers=answers, llm=llm, progress=progress)
     console.print(f"create run: {directory}", highlight=False)
     approver = _approver if (not yes and stdin_is_interactive()) else None
     _finish(drive(directory, yes=yes, approver=approver), as_json)
