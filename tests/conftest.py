@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from create_fixtures import create_run  # noqa: F401
 from docker_fixtures import docker_base_image, docker_engine  # noqa: F401
 
 from specloop.skills.aoi.synth import synthesize_workspace

@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from create_fixtures import REQUESTS, create_env
 from test_llm_wire import Step, WireServer, openai_reply
 
 from specloop.families import list_families
@@ -28,14 +30,6 @@ from specloop.pipelines import get_pipeline
 from specloop.skills.scaffold.requirements_md import read_requirements_md
 from specloop.skills.scaffold.tasks import read_build_records
 
-# One requirement per family, as a user would type it (one in Chinese at least).
-REQUESTS = {
-    "image_classification": "帮我做一个手写数字识别的小模型，能在笔记本CPU上跑就行。",
-    "tabular": "Predict the wine cultivar from the chemical analysis in our CSV table; it must answer within 100 ms.",
-    "text_classification": "对电商评论做情感分类，正面和负面",
-    "timeseries": "Forecast hourly sensor readings for the next 24 hours from our time series.",
-    "aoi_change_detection": "PCB AOI false alarms are too high; classify solder defects against golden images.",
-}
 INFEASIBLE = [
     "Fine-tune a ChatGPT-like model on our company docs and deploy it by Friday",
     "做一个AI系统，提高我们工厂的效率",
@@ -45,40 +39,17 @@ STAGES = get_pipeline("create").order("framework")
 TIMEOUT = 1200
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    return {**env, "COLUMNS": "200", "SOURCE_DATE_EPOCH": "1796083200", **extra}
-
-
 def _specloop(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "specloop", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=env or _env(),
+        env=env or create_env(),
         stdin=subprocess.DEVNULL,
         timeout=TIMEOUT,
         check=False,
     )
-
-
-@pytest.fixture(scope="session")
-def created(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """family → the output directory of one finished `specloop create --yes` run (made on first use)."""
-    return {}
-
-
-def _created(created: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, family: str) -> Path:
-    if family not in created:
-        out = tmp_path_factory.mktemp(f"create_{family}") / "out"
-        proc = _specloop(
-            "create", REQUESTS[family], "--out", str(out), "--yes", "--json", "--no-progress", cwd=out.parent
-        )
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        (out.parent / "stdout.json").write_text(proc.stdout, encoding="utf-8")
-        created[family] = out
-    return created[family]
 
 
 def test_every_family_has_a_request() -> None:
@@ -88,10 +59,8 @@ def test_every_family_has_a_request() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
-def test_create_builds_a_verified_project(
-    family: str, created: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    out = _created(created, tmp_path_factory, family)
+def test_create_builds_a_verified_project(family: str, create_run: Callable[[str], Path]) -> None:
+    out = create_run(family)
     state = json.loads((out / "create_state.json").read_text())
     assert state["status"] == "complete" and state["family"] == family
     project = out / state["project_dir"]
@@ -146,11 +115,11 @@ def _venv_for(project: Path, root: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_project_runs_in_a_fresh_venv(
-    family: str, created: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+    family: str, create_run: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    out = _created(created, tmp_path_factory, family)
+    out = create_run(family)
     project = out / json.loads((out / "create_state.json").read_text())["project_dir"]
-    work = tmp_path_factory.mktemp(f"venv_{family}")
+    work = tmp_path
     copy = work / project.name
     shutil.copytree(project, copy, ignore=shutil.ignore_patterns("outputs", ".git"))
     python = _venv_for(copy, work)
@@ -231,11 +200,11 @@ def test_bad_input_is_one_sentence_and_nothing_is_written(
 
 @pytest.mark.slow
 def test_a_tick_without_a_record_is_caught_by_review(
-    created: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    create_run: Callable[[str], Path], tmp_path: Path
 ) -> None:
     from specloop.graph.build import nodes
 
-    src = _created(created, tmp_path_factory, "image_classification")
+    src = create_run("image_classification")
     out = tmp_path / "out"
     shutil.copytree(src, out, symlinks=True)
     state = json.loads((out / "create_state.json").read_text())
@@ -272,7 +241,7 @@ def test_a_kill_during_codegen_resumes_without_redoing_finished_stages(tmp_path:
     proc = subprocess.Popen(
         argv,
         cwd=tmp_path,
-        env=_env(),
+        env=create_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -317,12 +286,12 @@ def _files(project: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_a_model_that_states_a_wrong_number_is_rejected(
-    created: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    create_run: Callable[[str], Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     with WireServer("/v1/chat/completions", responder=_wrong_number_model) as server:
         llm = f"openai-compatible:{server.root}/v1:loopback-model"
-        env = _env(OPENAI_COMPATIBLE_API_KEY="sk-loopback-test-key-0123456789")
+        env = create_env(OPENAI_COMPATIBLE_API_KEY="sk-loopback-test-key-0123456789")
         proc = _specloop(
             "create",
             REQUESTS["image_classification"],
@@ -342,7 +311,7 @@ def test_a_model_that_states_a_wrong_number_is_rejected(
     assert "123,456,789" not in tech and "(measured)." in tech
     # the same requirement and template version: the same requirements.md and project, byte for byte
     # (measured numbers and the files that carry them aside)
-    offline = _created(created, tmp_path_factory, "image_classification")
+    offline = create_run("image_classification")
     assert (out / "requirements.md").read_bytes() == (offline / "requirements.md").read_bytes()
     name = json.loads((out / "create_state.json").read_text())["project_dir"]
     assert _files(out / name) == _files(offline / name)
