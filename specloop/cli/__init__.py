@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from specloop import __version__
-from specloop.cli import audit, changenet, chat, create, deft, mine, specs, workspace
+from specloop.cli import audit, changenet, chat, create, deft, deploy, mine, specs, workspace
 from specloop.errors import SpecloopError, render
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command("audit")(audit.audit_command)
 app.command("chat")(chat.chat_command)
 app.add_typer(specs.app, name="specs")
 app.command("create")(create.create_command)
+app.command("deploy")(deploy.deploy_command)
 
 err_console = Console(stderr=True)
 
