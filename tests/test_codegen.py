@@ -354,3 +354,20 @@ def test_ddp_with_gloo_on_two_cpu_processes(made: Callable[[Family], Path]) -> N
     result = last_json(run(argv, project))
     assert result["world_size"] == 2
     assert (project / "outputs" / "ddp" / "best.pt").is_file()
+
+
+def test_every_readme_command_runs_as_written(tmp_path: Path) -> None:
+    """The README's bash blocks, in order, from the project root."""
+    family = get_family("tabular")
+    project = tmp_path / "readme"
+    render_project(project_answers(family, family.candidates[0], project_name="readme"), project)
+    blocks = re.findall(r"```bash\n(.*?)```", (project / "README.md").read_text(), re.S)
+    # the install block aside; pytest and ruff on this same project run in the test above
+    install = ("venv", "debug-cpu", "pip install", "pytest", "ruff check")
+    commands = [ln for b in blocks for ln in b.strip().splitlines() if not any(w in ln for w in install)]
+    assert len(commands) >= 8
+    env_path = f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}"
+    for command in commands:
+        argv = ["bash", "-c", f"PATH={env_path!r}; {command}"]
+        run(argv, project)
+    assert (project / "outputs" / "best.pt").is_file()
