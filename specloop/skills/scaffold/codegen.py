@@ -4,7 +4,8 @@ The templates live in ``specloop/templates/target/``: ``common/`` is the skeleto
 gets, and each family's folder (``Family.template``) is an overlay whose files are added to it or
 replace the common file of the same path. A file or folder whose name starts with one ``_`` is a part:
 it is only ever included by another template, never rendered on its own. ``__pkg__`` in a path
-becomes the project's package name, and the ``.j2`` suffix is dropped.
+becomes the project's package name, a leading ``dot-`` in a file name becomes ``.`` (so package
+data holds no hidden files), and the ``.j2`` suffix is dropped.
 
 The answers (:func:`project_answers`) are plain JSON-able data with sorted keys; the same answers
 and :data:`TEMPLATE_VERSION` render byte-identical files, and ``.specloop-answers.yml`` keeps them
@@ -199,7 +200,9 @@ def template_files(template: str) -> dict[str, str]:
         for path in sorted(base.rglob("*.j2")):
             rel = path.relative_to(base)
             if not _is_part(rel):
-                files[str(rel.with_suffix(""))] = f"{folder}/{rel.as_posix()}"
+                out = rel.with_suffix("")
+                out = out.with_name("." + out.name[4:]) if out.name.startswith("dot-") else out
+                files[out.as_posix()] = f"{folder}/{rel.as_posix()}"
     return files
 
 
