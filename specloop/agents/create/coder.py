@@ -9,7 +9,6 @@ import git
 
 from specloop.agents.base import StageResult
 from specloop.agents.create.common import (
-    BUILD_LOG,
     SCRATCH,
     TASKS_JSON,
     TECH_JSON,
@@ -30,7 +29,7 @@ from specloop.skills.scaffold.measure import (
     measure_candidate,
     predict_epoch_seconds,
 )
-from specloop.skills.scaffold.tasks import BuildLog, BuildRecord
+from specloop.skills.scaffold.tasks import BuildLog
 from specloop.skills.scaffold.tech import FULL_EPOCHS, choose, dataset_samples, render_tech_md
 
 BENCH_STEPS = 5
@@ -167,25 +166,7 @@ class CreateCoder(CreateAgent):
         )
         tasks = tasks_from_json(self.out / TASKS_JSON)
         log = BuildLog(project.name, tasks)
-        failed = None
-        for task in tasks:
-            rec = self.run_command(
-                "codegen", label, task.argv(python()), cwd=project, timeout_s=task.timeout_s, name=task.id
-            )
-            log.records.append(
-                BuildRecord(
-                    task.id,
-                    task.shown(),
-                    rec.exit_code,
-                    round(rec.seconds, 2),
-                    rec.output_sha256,
-                    rec.sandbox,
-                )
-            )
-            if not rec.ok:
-                failed = (task, rec)
-                break
-        atomic_write_text(self.out / BUILD_LOG, log.render())
+        failed = self.run_tasks("codegen", label, tasks, log, phase="build", keep_going=False)
         if failed is not None:
             task, rec = failed
             tail = (rec.stderr_tail or rec.stdout_tail).strip().splitlines()[-1:] or [""]

@@ -12,9 +12,11 @@ from typing import Any
 
 from specloop.agents.base import Agent
 from specloop.errors import SpecloopError
+from specloop.ledger.files import atomic_write_text
 from specloop.sandbox import CommandRecord, run
 from specloop.skills.scaffold.requirements_md import read_requirements_md
 from specloop.skills.scaffold.requirements_schema import Requirements
+from specloop.skills.scaffold.tasks import BuildLog, BuildRecord, Task
 
 REQUIREMENTS = "requirements.md"
 TECH_MD = "tech.md"
@@ -76,3 +78,36 @@ class CreateAgent(Agent):
         data["log_path"] = log.relative_to(self.out).as_posix()
         self.record("command", stage, label, **data)
         return record
+
+    def run_tasks(
+        self, stage: str, label: str, tasks: list[Task], log: BuildLog, *, phase: str, keep_going: bool
+    ) -> tuple[Task, CommandRecord] | None:
+        """Run each task's acceptance command in the project, record it in the build log (written
+        once at the end) and return the first failure, if any."""
+        failed = None
+        for task in tasks:
+            rec = self.run_command(
+                stage,
+                label,
+                task.argv(python()),
+                cwd=self.project_dir(),
+                timeout_s=task.timeout_s,
+                name=task.id,
+            )
+            log.records.append(
+                BuildRecord(
+                    task.id,
+                    task.shown(),
+                    rec.exit_code,
+                    round(rec.seconds, 2),
+                    rec.output_sha256,
+                    rec.sandbox,
+                    phase,
+                )
+            )
+            if not rec.ok and failed is None:
+                failed = (task, rec)
+                if not keep_going:
+                    break
+        atomic_write_text(self.out / BUILD_LOG, log.render())
+        return failed

@@ -15,7 +15,6 @@ from specloop.agents.create.common import (
     TASKS_MD,
     TECH_JSON,
     CreateAgent,
-    python,
     today,
 )
 from specloop.errors import HardStop
@@ -33,7 +32,6 @@ from specloop.skills.scaffold.requirements_md import load_answers, render_requir
 from specloop.skills.scaffold.requirements_schema import Requirements
 from specloop.skills.scaffold.tasks import (
     BuildLog,
-    BuildRecord,
     Task,
     plan_tasks,
     read_build_records,
@@ -146,30 +144,7 @@ class CreatePlanner(CreateAgent):
         tasks = tasks_from_json(self.out / TASKS_JSON)
         project = self.project_dir()
         log = BuildLog(project.name, tasks, read_build_records(self.out / BUILD_LOG))
-        failed = None
-        for task in tasks:
-            rec = self.run_command(
-                "verify_tasks",
-                label,
-                task.argv(python()),
-                cwd=project,
-                timeout_s=task.timeout_s,
-                name=task.id,
-            )
-            log.records.append(
-                BuildRecord(
-                    task.id,
-                    task.shown(),
-                    rec.exit_code,
-                    round(rec.seconds, 2),
-                    rec.output_sha256,
-                    rec.sandbox,
-                    phase="verify",
-                )
-            )
-            if not rec.ok and failed is None:
-                failed = (task, rec)
-        atomic_write_text(self.out / BUILD_LOG, log.render())
+        failed = self.run_tasks("verify_tasks", label, tasks, log, phase="verify", keep_going=True)
         if failed is not None:
             task, rec = failed
             raise HardStop("task-failed", f"{task.id} ({task.shown()}) failed on re-run: {rec.message}")

@@ -28,9 +28,7 @@ class CreateReviewer(CreateAgent):
             rec = self.run_command(
                 "review", label, list(argv), cwd=cwd, timeout_s=timeout, name=f"{count:02d}", env=env
             )
-            return RunResult(
-                rec.exit_code, rec.stdout_tail + rec.stderr_tail, rec.seconds, rec.limit_hit == "timeout"
-            )
+            return RunResult(rec.exit_code, rec.stdout_tail + rec.stderr_tail, rec.limit_hit == "timeout")
 
         items = self.tool(
             "scaffold.review_project",
