@@ -92,6 +92,13 @@ def test_labels_rename_the_mini_classes_only_when_they_fit() -> None:
     assert kept["labels"] == list(image.labels) and kept["requested_labels"] == ["cat", "dog"]
 
 
+@pytest.mark.parametrize("label", ["", "a/b", ".."])
+def test_a_label_that_cannot_name_a_folder_is_one_sentence(label: str) -> None:
+    image = get_family("image_classification")
+    with pytest.raises(SpecloopError, match="label"):
+        project_answers(image, image.candidates[0], project_name="digits", labels=[label, "x"])
+
+
 @pytest.mark.parametrize("name", ["Digit Recognizer", "1st", "", "a/b", "手写"])
 def test_a_bad_project_name_is_one_sentence(name: str) -> None:
     image = get_family("image_classification")

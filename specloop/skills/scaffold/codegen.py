@@ -105,7 +105,12 @@ def project_answers(
         )
     if candidate not in family.candidates:
         raise SpecloopError(f"candidate {candidate.name!r} is not one of family {family.name}'s candidates")
-    requested = [str(label) for label in labels] if labels else []
+    requested = [str(label).strip() for label in labels] if labels else []
+    bad = [label for label in requested if label in {"", ".", ".."} or "/" in label or "\\" in label]
+    if bad:
+        raise SpecloopError(
+            f"label {bad[0]!r} breaks the rule: class names are non-empty, with no '/' or '\\'"
+        )
     mini_labels = list(family.labels)
     if requested and len(requested) == len(mini_labels) and len(set(requested)) == len(requested):
         mini_labels = requested
