@@ -404,6 +404,8 @@ def test_model_chooses_the_actions_by_tool_calling(
     for body in chat_requests:
         assert {t["function"]["name"] for t in body["tools"]} == {
             "start_run",
+            "create_project",
+            "answer_questions",
             "status",
             "report",
             "explain_iteration",

@@ -1,9 +1,11 @@
 """The offline chat policy: a small intent parser for what people say to `specloop chat`.
 
 It understands a handful of requests — start a run (workspace, iterations, epochs, FAR target),
-status, the report, why an iteration went the way it did, approval at the gate, stopping after
-the current iteration, help and quit — says plainly what it understood, and asks back when a
-message is ambiguous or outside what it knows. It never guesses a workspace or a target.
+create a project from a requirement (English or Chinese, "create a project that …", "帮我做一个…"),
+answers to a create run's questions ("Q1 a", "1a 2b"), status, the report, why an iteration went
+the way it did, approval at the gate, stopping after the current iteration, help and quit — says
+plainly what it understood, and asks back when a message is ambiguous or outside what it knows. It
+never guesses a workspace or a target.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from specloop.agents.planner import DEFAULTS, kpi_target_text
 
 START_RUN = "start_run"
+CREATE = "create_project"
+ANSWER = "answer_questions"
 STATUS = "status"
 REPORT = "report"
 EXPLAIN = "explain_iteration"
@@ -40,6 +44,8 @@ _COUNT = r"(\d+|" + "|".join(WORDS) + r")"
 
 CAPABILITIES = (
     "I can: start a run (“run the DEFT loop on ~/ws with 2 iterations and a 0.5% target”), "
+    "create a project (“create a project that recognises handwritten digits on a laptop CPU”, "
+    "“帮我做一个手写数字识别的小模型”) and take answers to its questions (“Q1 a”, “1a 2b”), "
     "tell you the status (“what's the status”), show the report (“show me the report”), "
     "explain an iteration (“why did iteration 2 get worse”), approve at the gate (“go”), "
     "stop after the current iteration (“stop after this iteration”), and close the chat (“quit”)."
@@ -49,7 +55,34 @@ _QUIT = re.compile(r"^(quit|exit|bye|goodbye|q|close|close the chat|close chat|l
 _APPROVE = re.compile(
     r"^(go|go ahead|go for it|yes|y|yep|yeah|ok|okay|ok go|approve|approved|i approve|approve it|"
     r"approve the run|proceed|start it|let'?s go|looks good|looks good, go|sounds good|lgtm)( please)?$"
+    r"|^(好|好的|可以|行|开始|开始吧|同意|确认|批准|继续)$"
 )
+# "create a project that …", "make me a model that …", "build a classifier for …", "I need a model …"
+_CREATE_EN = re.compile(
+    r"^(?:(?:please|can you|could you|would you|i'?d like you to|i want you to)\s+)?"
+    r"(?:(?:create|make|build|generate|scaffold|set up|develop|write|train|fine-?tune)\s+(?:me\s+|us\s+)?"
+    r"|(?:i|we)\s+(?:want|need|would like|'?d like)\s+)"
+    r"(?:a|an|one)\s+(?:[\w'-]+\s+){0,4}?"
+    r"(?:project|model|classifier|app|application|service|system|detector|predictor|recogni[sz]er|"
+    r"forecaster|pipeline|network)s?\b"
+)
+# "帮我做一个…", "创建一个项目…", "我想训练一个…模型", "给我开发一套…"
+_CREATE_ZH = re.compile(
+    r"^(?:请|麻烦)?(?:帮我|帮忙|给我|替我|为我|我想|我要|我需要|我们需要|我们想)?\s*"
+    r"(?:做|创建|新建|搭建|开发|生成|构建|训练|写)\s*(?:一个|一套|个|项目)"
+)
+_OUT = re.compile(
+    r"(?:--out[= ]|\b(?:into|out to|output (?:to|in|into)|save (?:it )?(?:in|to|under))\s+"
+    r"|(?:放在|输出到|保存到|存到)\s*)"
+    r"(\"[^\"]+\"|'[^']+'|(?:~|\.{1,2})?/\S*)",
+    re.IGNORECASE,
+)
+# one answer to a create run's question: "q1 a", "q2: b", "1a", "question 3 is c", "问题1选a"
+_ANSWER_ONE = (
+    r"(?:q|question\s*|问题\s*|第\s*)?(\d{1,2})\s*(?:题)?\s*"
+    r"(?:[:=).\-：]|->|→|is|选|选择)?\s*([a-z])(?![a-z])"
+)
+_ANSWERS = re.compile(r"^(?:(?:my\s+)?answers?\s*[:：]?\s*)?(?:" + _ANSWER_ONE + r"[\s,;，、]*(?:and\s+)?)+$")
 _STOP_AFTER = re.compile(
     r"\bstop\b.*\b(after|at the end of|once|when)\b.*\b(iteration|round|this one|baseline)\b"
     r"|\bfinish (this|the current) (iteration|round)\b.*\bstop\b"
@@ -107,7 +140,7 @@ class Intent:
 def normalize(text: str) -> str:
     text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
     text = re.sub(r"\s+", " ", text.strip().lower())
-    return text.rstrip(".!").strip()
+    return text.rstrip(".!。！").strip()
 
 
 def _count(word: str) -> int:
@@ -194,6 +227,25 @@ def describe_run(args: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _create(raw: str, cwd: Path) -> Intent:
+    """The requirement is the message itself (the requirements parser reads it as written), less an
+    output folder named with “into PATH” / “--out PATH” / “放在 PATH”."""
+    args: dict[str, Any] = {}
+    requirement = raw.strip()
+    if m := _OUT.search(requirement):
+        args["out"] = str((cwd / Path(_clean_path(m.group(1))).expanduser()).resolve())
+        requirement = (requirement[: m.start()] + requirement[m.end() :]).strip(" ,;，")
+    args = {"requirement": requirement, **args}
+    where = f" in {args['out']}" if "out" in args else ""
+    return Intent(CREATE, f"Understood: create a project{where} from “{requirement}”.", args)
+
+
+def _answers(text: str) -> Intent:
+    answers = {f"Q{int(n)}": letter for n, letter in re.findall(_ANSWER_ONE, text)}
+    listed = ", ".join(f"{q} → {a}" for q, a in answers.items())
+    return Intent(ANSWER, f"Understood: {listed}.", {"answers": answers})
+
+
 def _explain(text: str) -> Intent:
     if "baseline" in text:
         return Intent(
@@ -221,6 +273,10 @@ def parse_intent(message: str, *, default_workspace: Path | None = None, cwd: Pa
         return Intent(QUIT, "Closing the chat.")
     if _HELP.match(text):
         return Intent(HELP, CAPABILITIES)
+    if _CREATE_EN.match(text) or _CREATE_ZH.match(text):
+        return _create(message, cwd)  # before the refusals: "… change detection", "… and deploy it"
+    if _ANSWERS.match(text):
+        return _answers(text)
     if _UNSUPPORTED.search(text):
         return Intent(
             None, f"I did not understand “{message.strip()}”; that is not something I do. {CAPABILITIES}"
@@ -240,8 +296,8 @@ def parse_intent(message: str, *, default_workspace: Path | None = None, cwd: Pa
         return _start_run(message, text, default_workspace, cwd)
     if _EXPLAIN.search(text):
         return _explain(text)
-    if _REPORT.search(text):
+    if _REPORT.search(text) or "报告" in text:
         return Intent(REPORT, "")
-    if _STATUS.search(text):
+    if _STATUS.search(text) or re.search(r"状态|进度|怎么样了|到哪", text):
         return Intent(STATUS, "")
     return Intent(None, f"I did not understand “{message.strip()}”. {CAPABILITIES}")

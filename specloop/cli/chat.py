@@ -1,4 +1,5 @@
-"""`specloop chat`: a terminal conversation that starts, steers and explains a DEFT run.
+"""`specloop chat`: a terminal conversation that starts, steers and explains a DEFT run, or creates a
+project from a requirement.
 
 Rendering and input only; what a message means and what it does live in `graph.chat` (the session),
 `graph.chat_router` and `graph.chat_runner`.
@@ -44,14 +45,14 @@ def _render_event(event: ChatEvent) -> None:
     from specloop.graph.chat_runner import GateReached, RunEnded, RunFailed, RunPaused
 
     if isinstance(event, GateReached):
-        console.print(Rule("Pre-flight summary"))
+        console.print(Rule(event.title))
         console.print(Markdown(event.summary))
         console.print(Rule())
         _assistant(event.question)
     elif isinstance(event, RunEnded):
         style = {0: "green", 3: "yellow", 4: "cyan"}.get(event.outcome.exit_code, "red")
         console.print(Text(f"Run {event.outcome.run_dir.name} ended: {event.outcome.message}", style=style))
-        console.print("Ask for “the report”, or “why did iteration N get worse”.")
+        console.print(event.next_hint)
     elif isinstance(event, RunPaused):
         _assistant(
             f"{event.run_dir.name} paused before {event.next_stage}. Continue it with: "
@@ -107,7 +108,7 @@ def chat_command(
         "a small intent parser), openai:<model>, anthropic:<model>, openai-compatible:<url>:<model>.",
     ),
 ) -> None:
-    """Talk to the DEFT loop: start a run from a sentence, approve it at the gate, ask for status, the report, or why an iteration went worse."""
+    """Talk to the DEFT loop (start a run from a sentence, approve it at the gate, ask for status, the report, or why an iteration went worse), or create a project from a requirement and answer its questions."""
     from specloop.agents.chat_intents import QUIT, parse_intent
     from specloop.graph.chat import ChatSession
 

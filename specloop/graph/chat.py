@@ -1,13 +1,16 @@
-"""The chat session: at most one current run, the person's conversation about it, and the six
-actions the chat policies choose from.
+"""The chat session: at most one current run, the person's conversation about it, and the actions
+the chat policies choose from.
 
-- What a message means is the router's job (`graph.chat_router`); running the DEFT graph while the
-  person keeps talking is the background thread's (`graph.chat_runner`).
+- A run is a DEFT run (`start_run`) or a create run (`create_project`); its graph comes from its
+  pipeline. What a message means is the router's job (`graph.chat_router`); running the graph while
+  the person keeps talking is the background thread's (`graph.chat_runner`).
 - The conversation is checkpointed in the run's own checkpointer, on the thread
   `<run dir name>:chat` next to the run's thread. `reopen` restores both. Every turn also goes
   into the run's transcript (`kind: chat`).
 - A run started from the chat stops at the gate like any run; "go" resumes it with
-  `{"approved": True, "by": "chat"}`.
+  `{"approved": True, "by": "chat"}`. At a create run's gate the person first answers its questions
+  ("Q1 a"); "go" sends those answers, and with questions still open `assume: True`, so that those
+  take their recommended options as recorded assumptions.
 - No terminal I/O here: `say` returns the new turns and background events go to `notify`.
 """
 
@@ -34,19 +37,37 @@ from specloop.agents.chat_answers import (
     report_text,
     run_status,
 )
+from specloop.agents.chat_create_answers import (
+    answers_noted,
+    check_answers,
+    create_report,
+    create_status,
+    go_refusal,
+)
 from specloop.agents.context import MODEL_CALL, RunContext
 from specloop.errors import SpecloopError
+from specloop.graph.build import build_graph
 from specloop.graph.chat_router import LOBBY, build_chat_graph, chat_thread
-from specloop.graph.chat_runner import ChatEvent, GateReached, RunEnded, RunThread, gate_reached
+from specloop.graph.chat_runner import ChatEvent, GateReached, RunEnded, RunThread, gate_reached, run_ended
 from specloop.graph.checkpointer import open_checkpointer
-from specloop.graph.deft import build_deft_graph
-from specloop.graph.run import create_run, outcome_of, specs_of, thread_config
+from specloop.graph.create_start import start_create
+from specloop.graph.run import create_run, specs_of, thread_config
 from specloop.ledger import state as ledger_state
 from specloop.ledger.requests import STOP_REQUEST, request_stop
 from specloop.llm import LLMCall, get_llm, load_settings
+from specloop.pipelines import get_pipeline
 
 APPROVED_BY = "chat"
-START_HINT = "Start one with e.g. “run the DEFT loop on ~/ws with 2 iterations and a 0.5% target”."
+START_HINT = (
+    "Start one with e.g. “run the DEFT loop on ~/ws with 2 iterations and a 0.5% target”, or "
+    "“create a project that recognises handwritten digits on a laptop CPU”."
+)
+
+
+def _question_id(key: object) -> str:
+    """`Q1`, `q1` or `1` → `Q1` (a model may name a question either way)."""
+    key = str(key).strip().upper()
+    return f"Q{key}" if key.isdigit() else key
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,8 @@ class ChatSession:
             f.__name__: f
             for f in (
                 self.start_run,
+                self.create_project,
+                self.answer_questions,
                 self.status,
                 self.report,
                 self.explain_iteration,
@@ -94,7 +117,9 @@ class ChatSession:
         self.run_dir: Path | None = None
         self._run_stack = ExitStack()
         self._retired: list[ExitStack] = []  # a previous run's checkpointer, closed once no graph uses it
-        self._deft: CompiledStateGraph | None = None
+        self._graph: CompiledStateGraph | None = None  # the current run's, from its pipeline
+        self._pipeline = "deft"
+        self._answers: dict[str, str] = {}  # a create run's gate answers, sent with "go"
         self._ctx: RunContext | None = None
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str, dict[str, Any]]] = []  # (agent, kind, data) not yet recorded
@@ -139,18 +164,22 @@ class ChatSession:
         """Pick up `run_dir`: the gate is shown again, a run closed mid-way continues."""
         run_dir = run_dir.expanduser().resolve()
         if not ledger_state.state_path(run_dir).is_file():
-            raise SpecloopError(f"{run_dir}: not a DEFT run directory (no deft_state.json).")
+            raise SpecloopError(
+                f"{run_dir}: not a run directory (no {ledger_state.STATE_FILE} or "
+                f"{ledger_state.CREATE_STATE_FILE})."
+            )
         self._open_run(run_dir)
         self._close_retired()
-        if self.default_workspace is None:
+        if self.default_workspace is None and self._pipeline == "deft":
             self.default_workspace = Path(ledger_state.load(run_dir)["workspace"])
         history = self.history()
-        assert self._deft is not None
-        snapshot = self._deft.get_state(thread_config(run_dir))
+        assert self._graph is not None
+        snapshot = self._graph.get_state(thread_config(run_dir))
         event: GateReached | RunEnded | None = None
         if not snapshot.values:
             self._start_graph(self._first_input())
-            note = f"Reopened {run_dir.name}; it had not started yet, so pre-flight runs now."
+            first = get_pipeline(self._pipeline).entry
+            note = f"Reopened {run_dir.name}; it had not started yet, so {first} runs now."
         elif snapshot.interrupts:
             note = f"Reopened {run_dir.name}, waiting at the gate."
             event = gate_reached(run_dir, snapshot.interrupts[0].value)
@@ -159,7 +188,7 @@ class ChatSession:
             note = f"Reopened {run_dir.name}; continuing from {snapshot.next[0]}."
         else:
             note = f"Reopened {run_dir.name}, which has finished."
-            event = RunEnded(outcome_of(run_dir))
+            event = run_ended(run_dir)
         self._record("chat", "chat_reopened", {"note": note})
         return Reopened(history, note, event)
 
@@ -195,9 +224,8 @@ class ChatSession:
             far_target_percent: The FAR@100%-recall target in percent, e.g. 0.5 for 0.5% (default 1).
             epochs: Baseline training epochs (default: the workspace spec's).
         """
-        if self.busy:
-            assert self.run_dir is not None
-            return f"{self.run_dir.name} is still running; say “stop after this iteration” or wait for it to end."
+        if (busy := self._still_running()) is not None:
+            return busy
         ws = Path(workspace).expanduser() if workspace else self.default_workspace
         if ws is None:
             return "Which workspace should the run use? " + START_HINT
@@ -219,30 +247,71 @@ class ChatSession:
             "progress": False,  # bars would fight the prompt; each stage still prints its status line
             "checkpointer": None,
         }
-        previous = self.run_dir
         run_dir = create_run(ws, options)
-        self._open_run(run_dir)
-        self._start_graph(self._first_input())
-        left = (
-            f" {previous.name} stays as it was; reopen it with: specloop chat --resume {previous}."
-            if previous is not None
-            else ""
-        )
+        left = self._begin(run_dir)
         return (
             f"Started {run_dir.name} in {run_dir}. Pre-flight runs first; then I show you its summary "
             f"and ask for your approval.{left}"
         )
 
+    def create_project(self, requirement: str, out: str | None = None) -> str:
+        """Create a target ML project that runs, from a requirement in the person's words (English or
+        Chinese). The requirement is parsed first; then the run waits at the gate with its summary and
+        clarifying questions, which the person answers (answer_questions) before approving.
+
+        Args:
+            requirement: What the person wants, in their words, e.g. "a small model that recognises
+                handwritten digits on a laptop CPU".
+            out: The output folder (~ allowed); default ./<project name>_create in the current folder.
+        """
+        if (busy := self._still_running()) is not None:
+            return busy
+        if not requirement.strip():
+            return (
+                "What should the project do? Say e.g. “create a project that recognises handwritten digits”."
+            )
+        setting = load_settings(self._llm_arg, workspace=self.default_workspace).llm
+        run_dir = start_create(
+            requirement, out=Path(out) if out else None, answers=None, llm=setting, progress=False
+        )
+        left = self._begin(run_dir)
+        return (
+            f"Started create run {run_dir.name} in {run_dir}. The requirement is parsed first; then I show "
+            f"you its summary and the open questions, and wait for your answers and “go”.{left}"
+        )
+
+    def answer_questions(self, answers: dict[str, str]) -> str:
+        """Record the person's answers to the open questions of a create run waiting at the gate; nothing
+        runs until they approve. Only answers the person gave.
+
+        Args:
+            answers: Question id → option id, e.g. {"Q1": "a", "Q3": "b"}.
+        """
+        request = self._gate_request() if self._pipeline == "create" else None
+        if request is None:
+            return "There is no create run waiting at the gate, so there is nothing to answer. " + START_HINT
+        answers = {_question_id(k): str(v).strip().lower() for k, v in answers.items()}
+        if (problem := check_answers(request, answers)) is not None:
+            return problem
+        self._answers |= answers
+        assert self.run_dir is not None
+        return answers_noted(self.run_dir, request, self._answers)
+
     def status(self) -> str:
         """Where the current run stands: waiting at the gate, running (which stage), or finished, with the KPI so far."""
         if self.run_dir is None:
             return "There is no run in this chat yet. " + START_HINT
+        if self._pipeline == "create":
+            return create_status(self.run_dir, self._activity(), self._answers, self._gate_request())
         return run_status(self.run_dir, self._activity())
 
     def report(self) -> str:
-        """The path of the current run's HTML report and a text summary (trajectory, best model, stop reason)."""
+        """The current run's report: for a DEFT run the HTML report's path and a text summary (trajectory,
+        best model, stop reason); for a create run its files, stages, build log and review results."""
         if self.run_dir is None:
             return "There is no run in this chat yet, so no report. " + START_HINT
+        if self._pipeline == "create":
+            return create_report(self.run_dir, self.status())
         return report_text(self.run_dir)
 
     def explain_iteration(self, iteration: str = "latest") -> str:
@@ -253,27 +322,47 @@ class ChatSession:
         """
         if self.run_dir is None:
             return "There is no run in this chat yet. " + START_HINT
+        if self._pipeline == "create":
+            return f"{self.run_dir.name} creates a project; it has no iterations. Ask for the status or the report."
         return explain_iteration(self.run_dir, str(iteration))
 
     def approve(self) -> str:
-        """Approve the run waiting at the gate, so that training starts. Only when the person says so."""
+        """Approve the run waiting at the gate, so that training (or, for a create run, building the
+        project) starts. Only when the person says so. At a create run's gate, questions left open take
+        their recommended options, recorded as assumptions."""
         if self.run_dir is None:
             return "There is no run waiting for approval. " + START_HINT
         if self.busy:
             return f"Nothing to approve yet: {self.status()}"
-        assert self._deft is not None
-        if not self._deft.get_state(thread_config(self.run_dir)).interrupts:
+        request = self._gate_request()
+        if request is None:
             return f"Nothing is waiting for approval: {self.status()}"
-        self._start_graph(Command(resume={"approved": True, "by": APPROVED_BY}))
+        if self._pipeline != "create":
+            self._start_graph(Command(resume={"approved": True, "by": APPROVED_BY}))
+            return (
+                f"Approved {self.run_dir.name} (recorded as approved by {APPROVED_BY}). Training starts now; "
+                "I will tell you when the run ends."
+            )
+        if (refusal := go_refusal(self.run_dir, request, self._answers)) is not None:
+            return refusal
+        resume: dict[str, Any] = {"approved": True, "by": APPROVED_BY, "answers": dict(self._answers)}
+        assumed = [q["id"] for q in request["questions"] if q["id"] not in self._answers]
+        if assumed:
+            resume["assume"] = True
+        self._start_graph(Command(resume=resume))
+        given = ", ".join(f"{k} → {v}" for k, v in sorted(self._answers.items())) or "none"
+        taken = f"; recommended options taken as assumptions for {', '.join(assumed)}" if assumed else ""
         return (
-            f"Approved {self.run_dir.name} (recorded as approved by {APPROVED_BY}). Training starts now; "
-            "I will tell you when the run ends."
+            f"Approved {self.run_dir.name} (recorded as approved by {APPROVED_BY}; your answers: {given}{taken}). "
+            "Building the project starts now (measuring models, code, tests, review); I will tell you when it ends."
         )
 
     def stop_after_iteration(self) -> str:
         """Let the current iteration finish, then end the loop (final report and best model) instead of starting another."""
         if self.run_dir is None:
             return "There is no run to stop."
+        if self._pipeline == "create":
+            return f"{self.run_dir.name} creates a project; it has no iterations to stop after."
         if self._activity() == FINISHED:
             return f"{self.run_dir.name} has already finished."
         request_stop(self.run_dir, by=APPROVED_BY)
@@ -290,11 +379,36 @@ class ChatSession:
         line = self.status() if self.run_dir is not None else "none"
         return ChatContext(self.default_workspace, line)
 
+    def _still_running(self) -> str | None:
+        """Why a new run cannot start now (the current one runs), or None."""
+        if not self.busy:
+            return None
+        assert self.run_dir is not None
+        how = "say “stop after this iteration” or wait" if self._pipeline == "deft" else "wait"
+        return f"{self.run_dir.name} is still running; {how} for it to end."
+
+    def _begin(self, run_dir: Path) -> str:
+        """Make a new run current and start its graph; returns what happens to the previous run."""
+        previous = self.run_dir
+        self._open_run(run_dir)
+        self._start_graph(self._first_input())
+        if previous is None:
+            return ""
+        return f" {previous.name} stays as it was; reopen it with: specloop chat --resume {previous}."
+
+    def _gate_request(self) -> dict[str, Any] | None:
+        """The interrupt payload of the current run waiting at its gate; None when it is not there."""
+        if self.run_dir is None or self.busy:
+            return None
+        assert self._graph is not None
+        interrupts = self._graph.get_state(thread_config(self.run_dir)).interrupts
+        return dict(interrupts[0].value) if interrupts else None
+
     def _activity(self) -> str:
         if self.busy:
             return RUNNING
-        assert self.run_dir is not None and self._deft is not None
-        snapshot = self._deft.get_state(thread_config(self.run_dir))
+        assert self.run_dir is not None and self._graph is not None
+        snapshot = self._graph.get_state(thread_config(self.run_dir))
         if snapshot.interrupts:
             return AT_GATE
         if snapshot.values and not snapshot.next:
@@ -302,14 +416,18 @@ class ChatSession:
         return IDLE
 
     def _open_run(self, run_dir: Path) -> None:
-        """Make `run_dir` the current run: its checkpointer, DEFT graph and chat thread."""
+        """Make `run_dir` the current run: its checkpointer, its pipeline's graph and chat thread."""
         self._retired.append(self._run_stack)  # the chat graph of this very message may still use it
         self._run_stack = ExitStack()
         st = ledger_state.load(run_dir)
         saver = self._run_stack.enter_context(
             open_checkpointer(run_dir, st["config"]["options"].get("checkpointer"))
         )
-        self._deft = build_deft_graph(saver, specs=specs_of(st["config"]["options"]))
+        self._pipeline = st.get("pipeline", "deft")
+        self._graph = build_graph(
+            get_pipeline(self._pipeline), saver, specs=specs_of(st["config"]["options"])
+        )
+        self._answers = {}
         self._chat = build_chat_graph(self.policy, self.tools, self._context, saver)
         self._chat_config = chat_thread(run_dir)
         self._ctx = RunContext.open(run_dir, Path(st["workspace"]))
@@ -336,8 +454,8 @@ class ChatSession:
         }
 
     def _start_graph(self, first: Any) -> None:
-        assert self.run_dir is not None and self._deft is not None
-        self._runner.start(self._deft, self.run_dir, first)
+        assert self.run_dir is not None and self._graph is not None
+        self._runner.start(self._graph, self.run_dir, first)
 
     def _on_model_call(self, call: LLMCall) -> None:
         data = {k: v for k, v in call.to_dict().items() if k not in ("agent", "stage")}
@@ -354,8 +472,9 @@ class ChatSession:
     def _flush_locked(self) -> None:
         if self._ctx is None or self.run_dir is None:
             return
+        pipeline = get_pipeline(self._pipeline)
         n = ledger_state.load(self.run_dir).get("current_iteration", 0)
-        label = "baseline" if n == 0 else f"iter{n}"
+        label = pipeline.label(pipeline.stage(pipeline.entry), n)  # DEFT: baseline, iterN; create: framework
         for agent, kind, data in self._pending:
             self._ctx.transcript.record(agent, kind, "chat", label, **data)
         self._pending.clear()

@@ -1,4 +1,4 @@
-"""The background thread that runs a DEFT graph while the person keeps talking.
+"""The background thread that runs a run's graph (DEFT or create) while the person keeps talking.
 
 The graph of the run's thread (`thread_id` = run dir name) is streamed node by node with
 `durability="sync"`, so it can pause between stages when the chat closes. It stops at the gate
@@ -17,23 +17,29 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
+from specloop.agents.chat_create_answers import gate_question, gate_text
 from specloop.errors import SpecloopError
 from specloop.graph.run import Outcome, outcome_of, thread_config
+from specloop.ledger import state as ledger_state
 from specloop.llm import BudgetExceeded
 
 GATE_QUESTION = "Approve this DEFT run? Say “go” to start it."
+DEFT_NEXT = "Ask for “the report”, or “why did iteration N get worse”."
+CREATE_NEXT = "Ask for “the report” or “status” (build log and review results)."
 
 
 @dataclass(frozen=True)
 class GateReached:
     run_dir: Path
-    summary: str
+    summary: str  # Markdown
     question: str
+    title: str = "Pre-flight summary"
 
 
 @dataclass(frozen=True)
 class RunEnded:
     outcome: Outcome
+    next_hint: str = DEFT_NEXT
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,20 @@ class RunFailed:
 ChatEvent = GateReached | RunEnded | RunPaused | RunFailed
 
 
+def is_create(run_dir: Path) -> bool:
+    return ledger_state.load(run_dir).get("pipeline") == "create"
+
+
 def gate_reached(run_dir: Path, payload: dict[str, Any]) -> GateReached:
-    """The event for a run waiting at the gate with this interrupt payload."""
+    """The event for a run waiting at the gate with this interrupt payload: a DEFT run's pre-flight
+    summary, or a create run's requirements and open questions."""
+    if is_create(run_dir):
+        return GateReached(run_dir, gate_text(run_dir, payload), gate_question(payload), "Requirements")
     return GateReached(run_dir, payload["summary"], GATE_QUESTION)
+
+
+def run_ended(run_dir: Path) -> RunEnded:
+    return RunEnded(outcome_of(run_dir), CREATE_NEXT if is_create(run_dir) else DEFT_NEXT)
 
 
 def where_it_stopped(graph: CompiledStateGraph, run_dir: Path) -> GateReached | RunPaused | RunEnded:
@@ -62,7 +79,7 @@ def where_it_stopped(graph: CompiledStateGraph, run_dir: Path) -> GateReached | 
         return gate_reached(run_dir, snapshot.interrupts[0].value)
     if snapshot.next:
         return RunPaused(run_dir, snapshot.next[0])
-    return RunEnded(outcome_of(run_dir))
+    return run_ended(run_dir)
 
 
 def failure(run_dir: Path, exc: Exception) -> RunFailed:
@@ -80,7 +97,7 @@ def failure(run_dir: Path, exc: Exception) -> RunFailed:
 
 
 class RunThread:
-    """At most one DEFT graph running in the background at a time.
+    """At most one run's graph running in the background at a time.
 
     `lock` is the session's: `between_stages` is called with it held after every stage and once
     more when the run stops, and `running` turns False under it, so that a record made while a
@@ -110,7 +127,7 @@ class RunThread:
             self.running = True
         self._pause.clear()
         self._thread = threading.Thread(
-            target=self._run, args=(graph, run_dir, first), name="deft-run", daemon=True
+            target=self._run, args=(graph, run_dir, first), name="chat-run", daemon=True
         )
         self._thread.start()
 
