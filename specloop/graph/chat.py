@@ -298,7 +298,8 @@ class ChatSession:
         return answers_noted(self.run_dir, request, self._answers)
 
     def status(self) -> str:
-        """Where the current run stands: waiting at the gate, running (which stage), or finished, with the KPI so far."""
+        """Where the current run stands: waiting at the gate, running (which stage), or finished; for a DEFT
+        run the KPI so far, for a create run its project, answers given, build log and review results."""
         if self.run_dir is None:
             return "There is no run in this chat yet. " + START_HINT
         if self._pipeline == "create":
