@@ -75,21 +75,16 @@ def compose_up(compose: list[str], root: Path, *, project: str, image: str, port
 
 
 def compose_down(compose: list[str], root: Path, *, project: str) -> None:
+    """``compose -p project down``; whatever it leaves (a failed down) is removed by its compose label."""
+    argv = [*compose, "-f", str(root / DOCKER_DIR / "docker-compose.yml"), "-p", project, "down"]
+    # Compose interpolates the whole file even to take it down: IMAGE must be set to something.
     run(
-        [
-            *compose,
-            "-f",
-            str(root / DOCKER_DIR / "docker-compose.yml"),
-            "-p",
-            project,
-            "down",
-            "--remove-orphans",
-            "--timeout",
-            "10",
-        ],
+        [*argv, "--remove-orphans", "--timeout", "10"],
         timeout=120,
         cwd=root,
+        env={"IMAGE": "down", "SERVICE_PORT": "0"},
     )
+    remove_labelled(f"com.docker.compose.project={project}")
 
 
 def state(container: str) -> dict:
