@@ -25,6 +25,7 @@ from specloop.skills.deploy.target import Target, load_target
 
 STATE_FILE = service.STATE_DIR / "deployment.json"
 COLORS = ("blue", "green")
+IMAGE_FILES = ("Dockerfile", "requirements-serve.txt", "constraints.txt", "check_env.py")
 DEFAULT_P95_MS = 500.0  # the alert threshold when requirements.md states no latency SLA
 
 
@@ -81,13 +82,12 @@ def image_tag(target: Target) -> str:
         root / "scripts" / "serve.py",
         *sorted((root / "src").rglob("*.py")),
         *sorted((root / "configs").rglob("*.yaml")),
-        *sorted((root / render.DOCKER_DIR).glob("*.*")),
-        root / render.DOCKER_DIR / "Dockerfile",
+        *(root / render.DOCKER_DIR / name for name in IMAGE_FILES),
         *sorted((root / render.DOCKER_DIR / "wheelhouse").glob("*")),
     ]
     digest = hashlib.sha256()
     for path in paths:
-        if path.is_file() and path.suffix != ".log":
+        if path.is_file():
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return f"{target.slug}:{target.version}-{digest.hexdigest()[:12]}"
 
@@ -95,7 +95,7 @@ def image_tag(target: Target) -> str:
 def _backend(target: Target, env: docker_env.DockerEnv, options: Options) -> DockerBackend | ProcessBackend:
     if env.engine_ok and not options.force_process:
         assert env.compose is not None
-        return DockerBackend(target.root, slug=target.slug, compose=env.compose)
+        return DockerBackend(target.root, slug=target.deploy_id, compose=env.compose)
     return ProcessBackend(target.root)
 
 
@@ -395,7 +395,7 @@ def down(project_dir: Path) -> list[str]:
             f"{root / STATE_FILE} records a docker deployment, and no Docker engine answers",
             rule="docker-env",
         )
-    return _stop_everything(root, DockerBackend(root, slug=target.slug, compose=env.compose), state)
+    return _stop_everything(root, DockerBackend(root, slug=target.deploy_id, compose=env.compose), state)
 
 
 def _monitoring(

@@ -106,6 +106,7 @@ def render_docker(
     values = {
         "project": target.name,
         "slug": target.slug,
+        "deploy_id": target.deploy_id,
         "variant": variant,
         "gpu": gpu,
         "port": port,

@@ -20,6 +20,7 @@ from specloop.errors import SpecloopError
 
 ENDPOINTS = (("GET", "/health"), ("GET", "/ready"), ("GET", "/docs"), ("GET", "/openapi.json"))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+LOADING = "model is loading"  # the generated service's /ready detail while it loads
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,11 @@ def wait_ready(base_url: str, *, timeout_s: float = 120, alive: Callable[[], boo
                 if r.status_code == 200:
                     return round(time.monotonic() - started, 2)
                 last = f"{r.status_code} {r.text[:200]}"
+                detail = r.json().get("detail") if "json" in r.headers.get("content-type", "") else None
+                if r.status_code == 503 and detail and detail != LOADING:
+                    raise SpecloopError(
+                        f"{base_url}/ready says the model cannot load: {detail}", rule="ready"
+                    )
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
             time.sleep(0.3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -49,6 +50,11 @@ class Target:
     @property
     def slug(self) -> str:
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+
+    @property
+    def deploy_id(self) -> str:
+        """Names this copy's containers: two copies of one project never share a deployment."""
+        return f"{self.slug}-{hashlib.sha256(str(self.root).encode()).hexdigest()[:6]}"
 
 
 def _imports(path: Path, *, nested: bool) -> set[str]:
