@@ -22,8 +22,10 @@ STATE_DIR = Path("deploy") / "state"
 
 
 def port_free(port: int) -> bool:
-    """Whether nothing listens on 127.0.0.1:``port`` (a bind succeeds)."""
+    """Whether nothing listens on 127.0.0.1:``port`` (a bind succeeds; TIME_WAIT leftovers of a stopped
+    version do not count, the service binds with SO_REUSEADDR too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
