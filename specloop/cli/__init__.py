@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from specloop import __version__
-from specloop.cli import audit, changenet, chat, create, deft, deploy, mine, specs, workspace
+from specloop.cli import audit, changenet, chat, create, deft, deploy, mine, specs, target, workspace
 from specloop.errors import SpecloopError, render
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.command("chat")(chat.chat_command)
 app.add_typer(specs.app, name="specs")
 app.command("create")(create.create_command)
 app.command("deploy")(deploy.deploy_command)
+app.add_typer(target.app, name="target")
 
 err_console = Console(stderr=True)
 

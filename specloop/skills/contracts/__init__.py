@@ -16,7 +16,7 @@ from specloop.skills.contracts.load import (
     lint,
     load_contracts,
 )
-from specloop.skills.target import checks as _target_checks  # noqa: F401, E402  (part B's check kinds)
+from specloop.skills.target import checks as _target_checks  # noqa: F401  (part B's check kinds)
 
 __all__ = [
     "CHECK_KINDS",
