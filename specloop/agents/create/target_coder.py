@@ -19,7 +19,7 @@ from specloop.sandbox import CommandRecord
 from specloop.skills.scaffold.tech import dataset_samples
 from specloop.skills.target.bugfix import Attempt, BugfixReport, Issue
 from specloop.skills.target.fixes import FixContext, FixNotApplicable, apply_fix, read_config
-from specloop.skills.target.fixrules import Signature, load_rules, match, signature_of
+from specloop.skills.target.fixrules import Signature, load_rules, match, normalise, signature_of
 from specloop.skills.target.guidance import numbers, render_guidance
 
 ONE_EPOCH = ("scripts/train.py", "--data", "data/mini", "--epochs", "1", "--output", "outputs/one_epoch")
@@ -78,8 +78,8 @@ class TargetCoder(TargetAgent):
         for n in range(1, MAX_ATTEMPTS + 2):
             rec = self._run(label, [str(py), *ONE_EPOCH], f"run{n}", RUN_TIMEOUT_S)
             sig = signature_of(_output(rec), project, exit_code=rec.exit_code)
-            if sig is None and not rec.ok:
-                sig = Signature("LimitHit", rec.message, "", rec.message)
+            if rec.limit_hit is not None:  # the sandbox stopped it: its message is the error
+                sig = Signature("LimitExceeded", normalise(rec.message), "", normalise(rec.message))
             if last is not None:
                 issue, attempt = last
                 if sig is None or sig.key != attempt.key:
