@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import importlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -111,7 +112,10 @@ def main() -> int:
         f"mode: {outcome.mode}; image {outcome.info.get('image')}: {outcome.info.get('image_size_mb')} MB, "
         f"{outcome.info.get('layers')} layers, build {outcome.info.get('build_seconds')} s"
     )
-    print(f"{args.requests} requests each, batch 1, concurrency 1\n")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"{args.requests} requests each, batch 1, concurrency 1; load average {load} on {os.cpu_count()} CPUs\n"
+    )
     print("| what | p50 ms | p95 ms | p95 over forward |")
     print("| --- | --- | --- | --- |")
     for name, p50, p95 in rows:

@@ -49,6 +49,9 @@ def deploy_command(
     requests: int = typer.Option(200, "--requests", min=1, help="Smoke-test requests."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Smoke-test concurrency."),
     image: str | None = typer.Option(None, "--image", help="Deploy this already-built image (no build)."),
+    no_docker: bool = typer.Option(
+        False, "--no-docker", help="Run the service as a local process even where Docker answers."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
 ) -> None:
     """Deploy a generated project: image, compose (host network), health, smoke test, monitoring.
@@ -89,6 +92,7 @@ def deploy_command(
         requests=requests,
         concurrency=concurrency,
         image=image,
+        force_process=no_docker,
     )
     outcome = flow.deploy(project_dir, options, say=_say)
     if as_json:

@@ -64,7 +64,7 @@ class DockerBackend:
 class ProcessBackend:
     """No Docker engine: ``scripts/serve.py`` as a local process in its own session, host network."""
 
-    mode = "process (no Docker engine: no container, no image; the service runs as a local process)"
+    mode = "process (no container and no image: the service and the router run as local processes)"
 
     def __init__(self, root: Path, *, python: str | None = None) -> None:
         self.root, self.python = root, python or sys.executable

@@ -299,7 +299,20 @@ def deploy(project_dir: Path, options: Options, *, say: Callable[[str], None] = 
         f"[deploy_smoke] {color} healthy on {public}: p95 {through.p95_ms} ms, {through.throughput_per_s} req/s, "
         f"errors {through.errors}"
     )
-    written.update(_monitoring(target, info, through, checks, public))
+    try:
+        written.update(_monitoring(target, info, through, checks, public))
+    except SpecloopError as exc:  # the service passed its smoke test and keeps serving; monitoring did not
+        log = exc.log if isinstance(exc, StageFailed) else ""
+        path = reports.write_error_report(
+            root,
+            step="monitoring",
+            message=exc.message,
+            log=log,
+            tried=["render deploy/monitoring", "promtool check rules / test rules / check config"],
+            removed=[],
+            still_serving=f"{color} on port {options.port} (it passed its smoke test; stop it with --down)",
+        )
+        raise SpecloopError(f"{exc.message} (see {path.name})", rule=exc.rule) from None
     say(f"[monitoring] rules checked and tested with promtool; {info.get('drift')}")
     if isinstance(backend, DockerBackend):
         written["container_env_check"] = str(root / "container_env_check.log")
