@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from specloop.families import get_family
+
 # One requirement per family, as a user would type it (one in Chinese at least).
 REQUESTS = {
     "image_classification": "帮我做一个手写数字识别的小模型，能在笔记本CPU上跑就行。",
@@ -19,7 +21,20 @@ REQUESTS = {
     "timeseries": "Forecast hourly sensor readings for the next 24 hours from our time series.",
     "aoi_change_detection": "PCB AOI false alarms are too high; classify solder defects against golden images.",
 }
-CREATE_TIMEOUT = 1200
+CREATE_TIMEOUT = 1800
+CPU_TORCH = "torch==2.13.0\n"  # this machine's CPU wheel (/opt/wheels): a small, fast venv install
+
+
+def cpu_torch_constraint(family: str, root: Path) -> dict[str, str]:
+    """PIP_CONSTRAINT for a family whose recommended candidate needs torch alone (no torchvision):
+    the target venv then takes the CPU wheel. A constraint changes no project file."""
+    fam = get_family(family)
+    needs = [*fam.requirements, *fam.candidates[0].requirements]
+    if any(r.startswith("torchvision") for r in needs):
+        return {}
+    path = root / "cpu-torch-constraint.txt"
+    path.write_text(CPU_TORCH, encoding="utf-8")
+    return {"PIP_CONSTRAINT": str(path)}
 
 
 def create_env(**extra: str) -> dict[str, str]:
@@ -43,7 +58,7 @@ def create_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path
                 capture_output=True,
                 text=True,
                 cwd=out.parent,
-                env=create_env(),
+                env=create_env(**cpu_torch_constraint(family, out.parent)),
                 stdin=subprocess.DEVNULL,
                 timeout=CREATE_TIMEOUT,
                 check=False,

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from create_fixtures import REQUESTS, create_env
+from create_fixtures import REQUESTS, cpu_torch_constraint, create_env
 from test_llm_wire import Step, WireServer, openai_reply
 
 from specloop.families import list_families
@@ -35,7 +35,8 @@ INFEASIBLE = [
     "做一个AI系统，提高我们工厂的效率",
 ]
 FAMILIES = [f.name for f in list_families()]
-STAGES = get_pipeline("create").order("framework")
+CREATE = get_pipeline("create")
+STAGES = [s for scope in CREATE.scope_order for s in CREATE.order(scope)]
 TIMEOUT = 1200
 
 
@@ -67,7 +68,7 @@ def test_create_builds_a_verified_project(family: str, create_run: Callable[[str
     # one log line per stage, in the registry's order; an intact hash chain
     entries = loop_log.read_entries(out / "loop_log.jsonl")
     assert [e["stage"] for e in entries] == list(STAGES)
-    assert all(e["status"] == "ok" and e["iter"] == "framework" for e in entries)
+    assert all(e["status"] == "ok" and e["iter"] in CREATE.scope_order for e in entries)
     transcript = read_entries(out / "transcript.jsonl")
     assert verify_chain(transcript) == []
     commands = [e for e in transcript if e["kind"] == "command"]
@@ -96,22 +97,6 @@ def test_create_builds_a_verified_project(family: str, create_run: Callable[[str
     assert "specloop create: render" in history.stdout and "specloop venv" in history.stdout
 
 
-def _venv_for(project: Path, root: Path) -> Path:
-    """A fresh venv from the project's requirements-cpu.txt. Torch-only projects take this machine's
-    CPU wheel of torch (a constraint, not a change to the project's files)."""
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    reqs = (project / "requirements-cpu.txt").read_text(encoding="utf-8")
-    argv = [str(venv / "bin" / "pip"), "install", "-q", "-r", str(project / "requirements-cpu.txt")]
-    if "torchvision" not in reqs:
-        constraint = root / "constraints.txt"
-        constraint.write_text("torch==2.13.0\n", encoding="utf-8")
-        argv += ["-c", str(constraint)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return venv / "bin" / "python"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_project_runs_in_a_fresh_venv(
@@ -119,10 +104,12 @@ def test_the_project_runs_in_a_fresh_venv(
 ) -> None:
     out = create_run(family)
     project = out / json.loads((out / "create_state.json").read_text())["project_dir"]
-    work = tmp_path
-    copy = work / project.name
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("outputs", ".git"))
-    python = _venv_for(copy, work)
+    # the venv env_check made from the project's requirements-cpu.txt, fresh for this run
+    report = json.loads((project / "env_check_report.json").read_text())
+    python = project / "debug-cpu" / "bin" / "python"
+    assert python.is_file() and report["packages_installed"], report
+    copy = tmp_path / project.name
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("outputs", ".git", "debug-cpu"))
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -238,10 +225,11 @@ def test_a_kill_during_codegen_resumes_without_redoing_finished_stages(tmp_path:
         "--yes",
         "--no-progress",
     ]
+    env = create_env(**cpu_torch_constraint("tabular", tmp_path))
     proc = subprocess.Popen(
         argv,
         cwd=tmp_path,
-        env=create_env(),
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -259,10 +247,12 @@ def test_a_kill_during_codegen_resumes_without_redoing_finished_stages(tmp_path:
     finally:
         proc.wait(timeout=60)
     assert "codegen" not in [e["stage"] for e in loop_log.read_entries(out / "loop_log.jsonl")]
-    resumed = _specloop("create", "resume", str(out), "--yes", cwd=tmp_path)
+    resumed = _specloop("create", "resume", str(out), "--yes", cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     entries = loop_log.read_entries(out / "loop_log.jsonl")
-    assert [e["stage"] for e in entries] == list(STAGES) and [e["seq"] for e in entries] == list(range(1, 9))
+    assert [e["stage"] for e in entries] == list(STAGES) and [e["seq"] for e in entries] == list(
+        range(1, len(STAGES) + 1)
+    )
     transcript = read_entries(out / "transcript.jsonl")
     assert verify_chain(transcript) == []
     starts = [e["stage"] for e in transcript if e["kind"] == "stage_start"]
@@ -291,7 +281,10 @@ def test_a_model_that_states_a_wrong_number_is_rejected(
     out = tmp_path / "out"
     with WireServer("/v1/chat/completions", responder=_wrong_number_model) as server:
         llm = f"openai-compatible:{server.root}/v1:loopback-model"
-        env = create_env(OPENAI_COMPATIBLE_API_KEY="sk-loopback-test-key-0123456789")
+        env = create_env(
+            OPENAI_COMPATIBLE_API_KEY="sk-loopback-test-key-0123456789",
+            **cpu_torch_constraint("image_classification", tmp_path),
+        )
         proc = _specloop(
             "create",
             REQUESTS["image_classification"],
