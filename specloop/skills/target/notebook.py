@@ -12,7 +12,7 @@ import sys, nbformat
 from nbclient import NotebookClient
 path = sys.argv[1]
 nb = nbformat.read(path, as_version=4)
-NotebookClient(nb, timeout=int(sys.argv[2]), kernel_name="python3",
+NotebookClient(nb, timeout=int(sys.argv[2]), iopub_timeout=60, kernel_name="python3",
                resources={"metadata": {"path": sys.argv[3]}}).execute()
 nbformat.write(nb, path)
 """
