@@ -22,6 +22,8 @@ import pytest
 import torch
 
 from specloop.families import get_family
+from specloop.families.aoi_change_detection import DEFECT_TYPES
+from specloop.families.text_classification import LANGUAGES
 from specloop.skills.changenet.kpi import far_at_full_recall as specloop_far
 from specloop.skills.scaffold.codegen import project_answers, render_project
 
@@ -115,11 +117,15 @@ def test_chinese_vocabulary_round_trip(projects: dict[str, Path], tmp_path: Path
     assert len(capped) == 10
 
 
-def test_the_language_answer_overrides_the_requirement_text(tmp_path: Path) -> None:
-    zh = _render(tmp_path, "text_classification", "asked-zh", language="zh", requirement="reviews")
-    en = _render(tmp_path, "text_classification", "asked-en", language="en", requirement="中文评论分类")
-    assert _module(zh, "data").LANGUAGE == "zh" and _module(en, "data").LANGUAGE == "en"
-    assert "The mini set is Chinese" in (zh / "README.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_language_answer_overrides_the_requirement_text(language: str, tmp_path: Path) -> None:
+    other = "reviews" if language == "zh" else "中文评论分类"
+    project = _render(
+        tmp_path, "text_classification", f"asked-{language}", language=language, requirement=other
+    )
+    assert language == _module(project, "data").LANGUAGE
+    name = {"zh": "Chinese", "en": "English"}[language]
+    assert f"The mini set is {name}" in (project / "README.md").read_text(encoding="utf-8")
 
 
 def test_english_project_writes_english_texts(projects: dict[str, Path], tmp_path: Path) -> None:
@@ -186,6 +192,7 @@ def test_the_project_kpi_agrees_with_specloops(projects: dict[str, Path]) -> Non
 def test_drawn_mini_set_is_a_changenet_csv(projects: dict[str, Path], tmp_path: Path) -> None:
     data = _module(projects["aoi"], "data")
     manifest = data.make_mini(tmp_path / "mini", seed=1, per_class=4)
+    assert data.DEFECTS == DEFECT_TYPES  # the declaration says what the template draws
     assert manifest["counts"]["val"] == {"PASS": 1, "bridge": 1, "missing": 1, "shift": 1}
     with (tmp_path / "mini" / "train.csv").open(newline="") as fh:
         reader = csv.DictReader(fh)

@@ -13,13 +13,7 @@ from __future__ import annotations
 from specloop.families import register_family
 from specloop.families.base import Candidate, DatasetRef, Family
 
-# the KPI as the generated project computes it (its task.far_at_full_recall), stated once
-FAR_DEFINITION = (
-    "FAR@100%recall = FP / (FP + TN) over PASS pairs at the highest threshold t that still flags every "
-    "defect (t = the lowest defect score; a pair is flagged when P(defect) >= t, so a PASS pair tied with "
-    "the lowest defect counts as a false alarm); 0.0 when a split has no defect or no PASS pair"
-)
-DEFECT_TYPES = ("missing", "shift", "bridge")  # what the self-drawn mini set plants
+DEFECT_TYPES = ("missing", "shift", "bridge")  # what the drawn mini set plants (its data.DEFECTS)
 
 RESNET18 = Candidate(
     name="resnet18",
@@ -121,6 +115,5 @@ register_family(
         },
         mini_per_class=12,
         full_train_samples=2_000,
-        extra={"far_definition": FAR_DEFINITION, "defect_types": DEFECT_TYPES},
     )
 )
