@@ -372,7 +372,7 @@ def test_not_a_run_is_one_sentence_and_exit_2(tmp_path: Path, capsys: pytest.Cap
     (tmp_path / "notes.txt").write_text("hello")
     code, _, stderr = _audit_cli(capsys, str(tmp_path))
     assert code == 2
-    assert "is not a DEFT run" in stderr and "Traceback" not in stderr
+    assert "is not a DEFT or create run" in stderr and "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) <= 2
     assert not (tmp_path / REPORT_FILE).exists()
 

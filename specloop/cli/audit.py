@@ -1,4 +1,4 @@
-"""`specloop audit RUN_DIR`: a verdict with evidence on any DEFT run directory."""
+"""`specloop audit RUN_DIR`: a verdict with evidence on any run directory, DEFT or create."""
 
 from __future__ import annotations
 
@@ -41,8 +41,13 @@ def _summary(result: AuditResult, report: Path) -> None:
                 f"     expected {escape(str(f.expected))} · found {escape(str(f.found))}", highlight=False
             )
     facts = result.facts
+    made = (
+        f"project: {facts.get('project')}"
+        if facts.get("pipeline") == "create"
+        else f"best: {facts.get('best')}"
+    )
     err_console.print(
-        f"approval: {escape(str(facts.get('approval')))} · best: {escape(str(facts.get('best')))} · "
+        f"{facts.get('pipeline')} run · approval: {escape(str(facts.get('approval')))} · {escape(made)} · "
         f"{facts.get('stages')} stages · {result.seconds:.2f}s",
         highlight=False,
     )
@@ -53,14 +58,16 @@ def _summary(result: AuditResult, report: Path) -> None:
 
 
 def audit_command(
-    run_dir: Path = typer.Argument(..., help="The run directory (<workspace>/results/run_<timestamp>)."),
+    run_dir: Path = typer.Argument(
+        ..., help="The run directory (<workspace>/results/run_<timestamp>, or a create run's --out)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Write AUDIT_REPORT.md and audit.json here instead of into the run directory."
     ),
     strict: bool = typer.Option(False, "--strict", help="Count warnings as findings (for CI)."),
     as_json: bool = typer.Option(False, "--json", help="Print audit.json to standard output."),
 ) -> None:
-    """Audit a DEFT run: integrity, the gate, claims vs evidence, data and record hygiene.
+    """Audit a DEFT or create run: integrity, the gate, claims vs evidence, data and record hygiene.
 
     Exit 0 clean, 1 findings, 2 the directory is not a run.
     """

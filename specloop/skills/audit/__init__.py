@@ -1,5 +1,6 @@
-"""Audit of a DEFT run directory: integrity of the record, the approval gate, claims recomputed
-from the evidence, data hygiene and hygiene of the record, each as named findings with evidence.
+"""Audit of a run directory (DEFT or create): integrity of the record, the approval gate, claims
+recomputed from the evidence, data hygiene and hygiene of the record, each as named findings with
+evidence. What a run must hold follows its pipeline in the stage registry.
 
 `audit_run(run_dir)` reads the directory only; `write_reports` writes AUDIT_REPORT.md and
 audit.json. See docs/audit.md for what each check means.
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from specloop.skills.audit.claims import Truth, check_claims
+from specloop.skills.audit.create_claims import check_create_claims
 from specloop.skills.audit.data import check_data
 from specloop.skills.audit.findings import CHECKS, EXIT_CLEAN, EXIT_FINDINGS, AuditResult, Finding, Findings
 from specloop.skills.audit.gate import check_gate
@@ -44,9 +46,13 @@ def audit_run(run_dir: Path, *, strict: bool = False) -> AuditResult:
     check_integrity(run, out)
     facts = _facts(run)
     facts |= check_gate(run, out)
-    truths = check_claims(run, out)
-    check_prose(run, out, truths)
-    check_data(run, out)
+    truths: dict[str, Truth] = {}
+    if run.is_create:
+        check_create_claims(run, out)
+    else:
+        truths = check_claims(run, out)
+        check_prose(run, out, truths)
+        check_data(run, out)
     facts["model_calls"] = check_hygiene(run, out)
     facts["best"] = _best(run, truths)
     return AuditResult(
@@ -62,12 +68,15 @@ def audit_run(run_dir: Path, *, strict: bool = False) -> AuditResult:
 def _facts(run: RunRecords) -> dict[str, Any]:
     st = run.state
     return {
+        "pipeline": run.pipeline.name,
+        "state_file": run.state_file,
         "status": st.get("status"),
         "stop": st.get("stop"),
         "stages": len(run.log_entries),
         "transcript_entries": len(run.transcript_entries),
         "iterations": list(run.iterations),
         "workspace": st.get("workspace"),
+        "project": st.get("project_dir"),
     }
 
 

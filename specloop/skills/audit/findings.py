@@ -1,5 +1,8 @@
 """What an audit reports: named checks, the findings they raise, and the verdict.
 
+Checks that do not apply to a run's pipeline (DEFT's KPI claims on a create run, the build log
+on a DEFT run) examine nothing and report `n/a`.
+
 A finding always says where (file and line, entry or key) and, when there is a number or a name to
 compare, what was expected and what was found. Errors make a run fail its audit; warnings are
 suspicious but explainable (a crash can leave a torn last line) and fail it only under `--strict`.
@@ -23,10 +26,10 @@ CHECKS: dict[str, str] = {
     "integrity.transcript-chain": "transcript.jsonl hash chain unbroken (no edited, removed or reordered entry)",
     "integrity.transcript-log": "every finished stage has its loop_log line and its transcript stage_end",
     "integrity.log-seq": "loop_log.jsonl seq runs 1, 2, 3 … without gaps or repeats",
-    "integrity.log-stages": "one log line per (iteration, stage), in the DEFT graph's order",
-    "integrity.state-log": "deft_state.json agrees with the log (iterations, stages, stop reason, status)",
+    "integrity.log-stages": "one log line per (label, stage), in the run's pipeline order (stage registry)",
+    "integrity.state-log": "the state file agrees with the log (iterations or stages, stop reason, status)",
     "gate.approval": "exactly one approval, in the transcript, the log and the state",
-    "gate.order": "the approval comes before any stage with side effects",
+    "gate.order": "the approval comes before any stage the registry puts after the gate",
     "gate.approver": "who approved is named, known and the same in every record",
     "claims.evidence": "the inference.csv behind every evaluated iteration exists and is readable",
     "claims.far": "every FAR@100%recall stated anywhere equals the one recomputed from inference.csv",
@@ -35,6 +38,11 @@ CHECKS: dict[str, str] = {
     "claims.selection": "each iteration kept the candidate checkpoint with the lower recomputed FAR",
     "claims.best": "the best model is the iteration with the lowest recomputed KPI FAR",
     "claims.checkpoint": "every kept checkpoint exists and its sha256 matches the ledger",
+    "claims.build-log": "create: every [x] in PROJECT_BUILD_LOG.md has a passing build record",
+    "claims.commands": "create: build records and kept logs/ match the transcript's command entries",
+    "claims.tech": "create: every number, label and formula in tech.md equals tech.json's",
+    "claims.review": "create: REVIEW_REPORT.md says PASS for every check when the log says review ok",
+    "claims.answers": "create: the project's .specloop-answers.yml is what codegen rendered from",
     "data.workspace": "the workspace the run read is still there and its input sets are unchanged",
     "data.leakage": "no training row shares the leakage key with a validation, KPI or holdout row",
     "data.provenance": "training-set row counts add up from _provenance.csv and each stage's outputs",

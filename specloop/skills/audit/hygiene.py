@@ -10,7 +10,7 @@ from typing import Any
 
 from specloop.ledger.redaction import redact
 from specloop.skills.audit.findings import Findings
-from specloop.skills.audit.run_records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords
+from specloop.skills.audit.run_records import LOG_FILE, TRANSCRIPT_FILE, RunRecords
 
 # Files no secret can sit in readably: weights, images, columnar binaries.
 BINARY_SUFFIXES = frozenset(
@@ -18,6 +18,7 @@ BINARY_SUFFIXES = frozenset(
      ".npy", ".npz", ".parquet", ".faiss", ".index"}
 )  # fmt: skip
 MAX_SCAN_BYTES = 64 << 20
+VENV_MARKER = "pyvenv.cfg"
 AUDIT_OUTPUTS = frozenset({"AUDIT_REPORT.md", "audit.json"})
 MODEL_CALL = "model_call"
 CALL_TEXT = ("provider", "model")
@@ -34,8 +35,12 @@ def check_hygiene(run: RunRecords, out: Findings) -> dict[str, Any]:
 
 
 def _scannable(run: RunRecords) -> list[Path]:
+    """Every text file of the run; of a virtual environment (a create run's target project installs
+    one) only its own top-level files (pyvenv.cfg, pip.conf): the rest is installed packages."""
     files = []
-    for dirpath, _, names in os.walk(run.dir):
+    for dirpath, dirnames, names in os.walk(run.dir):
+        if VENV_MARKER in names:
+            dirnames.clear()
         for name in names:
             path = Path(dirpath) / name
             if path.suffix.lower() in BINARY_SUFFIXES or (Path(dirpath) == run.dir and name in AUDIT_OUTPUTS):
@@ -240,7 +245,7 @@ def _hard_stops(run: RunRecords, out: Findings) -> None:
             out.add(
                 "record.hard-stop",
                 f"the state's hard stop has no {', '.join(empty)}",
-                file=STATE_FILE,
+                file=run.state_file,
                 where="stop",
                 expected="reason, check, detail, iter, stage",
                 found=stop,
@@ -250,7 +255,7 @@ def _hard_stops(run: RunRecords, out: Findings) -> None:
             out.add(
                 "record.hard-stop",
                 "the state and the log give the hard stop different checks or reasons",
-                file=STATE_FILE,
+                file=run.state_file,
                 where="stop",
                 expected=f"[{logged[0]}]: {logged[1]}",
                 found=f"[{stop.get('check')}]: {stop.get('detail')}",

@@ -1,38 +1,54 @@
 """Integrity of the record: the transcript's hash chain, the stage log's sequence and order, and
-the state agreeing with both."""
+the state agreeing with both. The stages expected, their order and the labels they run under come
+from the run's pipeline in the stage registry (DEFT: baseline, iter1 … final; create: one label per
+scope), never from a copy of the order."""
 
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 from specloop.ledger.layout import BASELINE, FINAL
 from specloop.ledger.transcript import entry_hash, verify_chain
-from specloop.pipelines.registry import get_pipeline
+from specloop.pipelines.registry import Pipeline
 from specloop.skills.audit.findings import Findings
-from specloop.skills.audit.run_records import LOG_FILE, STATE_FILE, TRANSCRIPT_FILE, RunRecords, iter_number
+from specloop.skills.audit.run_records import LOG_FILE, TRANSCRIPT_FILE, RunRecords, iter_number
 
-DEFT = get_pipeline("deft")
-GATE = DEFT.gate.name
-# The stage lists the audit expects come from the stage registry, never a copy of the order.
-BASELINE_STAGES = DEFT.order("baseline")
-ITERATION_STAGES = DEFT.order("iteration")
-FINAL_STAGES = DEFT.order("final")
+ITERATION = "iteration"  # the scope of an iterative pipeline's numbered labels (iter1, iter2 …)
 _STOPPED = re.compile(r"stopped \((\w+)\)")
 # The keys every line carries (a log line's `tokens` is record.tokens' to check).
 LOG_KEYS = ("seq", "ts", "iter", "stage", "status", "summary", "duration_sec")
 TRANSCRIPT_KEYS = ("n", "ts", "agent", "kind", "iter", "stage", "data", "prev_hash", "hash")
 
 
-def stages_of(label: str) -> tuple[str, ...]:
+def scope_of(pipeline: Pipeline, label: str) -> str | None:
+    """The scope a label runs in: an iterative pipeline's baseline, iteration or final; a create
+    run's label is its scope. None for a label the pipeline never writes."""
+    if not pipeline.iterative:
+        return label if label in pipeline.scope_order else None
     if label == FINAL:
-        return FINAL_STAGES
-    return BASELINE_STAGES if label == BASELINE else ITERATION_STAGES
+        return FINAL
+    n = iter_number(label)
+    if n is None:
+        return None
+    return BASELINE if n == 0 else ITERATION
+
+
+def stages_of(pipeline: Pipeline, label: str) -> tuple[str, ...]:
+    scope = scope_of(pipeline, label)
+    return pipeline.order(scope) if scope else ()
+
+
+def last_stages(pipeline: Pipeline) -> frozenset[str]:
+    """The stages that end the pipeline (DEFT's loop_stop, create's last stage)."""
+    return frozenset(s.name for s in pipeline.stages if s.next is None)
 
 
 def finished(run: RunRecords) -> bool:
+    ends = last_stages(run.pipeline)
     return run.state.get("status") in ("complete", "stopped") or any(
-        e.get("stage") == "loop_stop" for _, e in run.log_entries
+        e.get("stage") in ends for _, e in run.log_entries
     )
 
 
@@ -47,10 +63,21 @@ def check_integrity(run: RunRecords, out: Findings) -> None:
 
 def _readable(run: RunRecords, out: Findings) -> None:
     out.saw(
-        "integrity.unreadable", f"{STATE_FILE}, {len(run.log)} log and {len(run.transcript)} transcript lines"
+        "integrity.unreadable",
+        f"{run.state_file}, {len(run.log)} log and {len(run.transcript)} transcript lines",
     )
     if run.state_error:
-        out.add("integrity.unreadable", f"the run state cannot be read: {run.state_error}", file=STATE_FILE)
+        out.add(
+            "integrity.unreadable", f"the run state cannot be read: {run.state_error}", file=run.state_file
+        )
+    if run.pipeline.name != run.pipeline_name:
+        out.add(
+            "integrity.unreadable",
+            f"the state names pipeline {run.pipeline_name!r}, which is not registered; audited as DEFT",
+            file=run.state_file,
+            where="pipeline",
+            found=run.pipeline_name,
+        )
     for name, lines, keys in (
         (LOG_FILE, run.log, LOG_KEYS),
         (TRANSCRIPT_FILE, run.transcript, TRANSCRIPT_KEYS),
@@ -88,7 +115,10 @@ def _describe(entry: dict[str, Any]) -> str:
 def _chain(run: RunRecords, out: Findings) -> None:
     entries = run.transcript_entries
     if not run.transcript:
-        if run.log:
+        own = [
+            e for _, e in run.log_entries if (str(e.get("iter")), str(e.get("stage"))) not in run.delegated
+        ]
+        if own or (run.log and not run.log_entries):
             out.add(
                 "integrity.transcript-chain",
                 "the stage log has lines but there is no transcript",
@@ -158,23 +188,12 @@ def _log_stages(run: RunRecords, out: Findings) -> None:
             continue
         seen[label, stage] = number
         by_label.setdefault(label, []).append((number, stage, str(e.get("status"))))
-    order = list(by_label)
-    numbered = [iter_number(label) for label in order if label != FINAL]
-    if None in numbered:
-        bad = next(label for label in order if label != FINAL and iter_number(label) is None)
-        out.add("integrity.log-stages", f"unknown iteration label {bad!r}", file=LOG_FILE, found=bad)
-    elif numbered != list(range(len(numbered))):
-        out.add(
-            "integrity.log-stages",
-            "iterations are not logged as baseline, iter1, iter2 … in turn",
-            file=LOG_FILE,
-            expected=", ".join(["baseline"] + [f"iter{i}" for i in range(1, len(numbered))]),
-            found=", ".join(label for label in order if label != FINAL),
-        )
-    if FINAL in by_label and order[-1] != FINAL:
-        out.add("integrity.log-stages", "stage lines follow loop_stop", file=LOG_FILE, found=order[-1])
+    if run.pipeline.iterative:
+        _iteration_turns(out, list(by_label))
+    else:
+        _scope_turns(run, out, by_label)
     for label, lines in by_label.items():
-        canonical = stages_of(label) if iter_number(label) is not None or label == FINAL else ()
+        canonical = stages_of(run.pipeline, label)
         for i, (number, stage, status) in enumerate(lines):
             due = canonical[i] if i < len(canonical) else None
             if stage != due:
@@ -198,12 +217,76 @@ def _log_stages(run: RunRecords, out: Findings) -> None:
                 break
 
 
+def _iteration_turns(out: Findings, order: list[str]) -> None:
+    """An iterative pipeline's labels run baseline, iter1, iter2 … with `final` last."""
+    numbered = [iter_number(label) for label in order if label != FINAL]
+    if None in numbered:
+        bad = next(label for label in order if label != FINAL and iter_number(label) is None)
+        out.add("integrity.log-stages", f"unknown iteration label {bad!r}", file=LOG_FILE, found=bad)
+    elif numbered != list(range(len(numbered))):
+        out.add(
+            "integrity.log-stages",
+            "iterations are not logged as baseline, iter1, iter2 … in turn",
+            file=LOG_FILE,
+            expected=", ".join(["baseline"] + [f"iter{i}" for i in range(1, len(numbered))]),
+            found=", ".join(label for label in order if label != FINAL),
+        )
+    if FINAL in order and order[-1] != FINAL:
+        out.add("integrity.log-stages", "stage lines follow loop_stop", file=LOG_FILE, found=order[-1])
+
+
+def _scope_turns(run: RunRecords, out: Findings, by_label: dict[str, list[tuple[int, str, str]]]) -> None:
+    """A create run's labels are its scopes, logged in the registry's scope order, each one begun
+    only after every stage of the scope before it is logged."""
+    scopes = run.pipeline.scope_order
+    for label in by_label:
+        if label not in scopes:
+            out.add(
+                "integrity.log-stages",
+                f"unknown label {label!r} for a {run.pipeline.name} run",
+                file=LOG_FILE,
+                where=f"line {by_label[label][0][0]}",
+                expected=" or ".join(scopes),
+                found=label,
+            )
+    rank = [
+        (number, scopes.index(str(e.get("iter")))) for number, e in run.log_entries if e.get("iter") in scopes
+    ]
+    for (_, before), (number, now) in pairwise(rank):
+        if now < before:
+            out.add(
+                "integrity.log-stages",
+                f"a {scopes[now]} stage is logged after {scopes[before]} began",
+                file=LOG_FILE,
+                where=f"line {number}",
+                expected=" then ".join(scopes),
+                found=f"{scopes[before]} then {scopes[now]}",
+            )
+            break
+    known = [label for label in scopes if label in by_label]
+    for earlier, later in pairwise(known):
+        due = run.pipeline.order(earlier)
+        logged = [stage for _, stage, status in by_label[earlier] if status == "ok"]
+        if logged != list(due):
+            missing = [stage for stage in due if stage not in logged]
+            out.add(
+                "integrity.log-stages",
+                f"{later} began before {earlier} finished",
+                file=LOG_FILE,
+                where=f"line {by_label[later][0][0]}",
+                expected=f"every {earlier} stage logged ok first",
+                found=f"missing or not ok: {', '.join(missing) or 'order differs'}",
+            )
+
+
 def _transcript_vs_log(run: RunRecords, out: Findings) -> None:
     if not run.log_entries or not run.transcript_entries:
         return
     out.saw("integrity.transcript-log", "stage_end entries against ok log lines")
     logged_ok = {
-        (str(e.get("iter")), str(e.get("stage"))): n for n, e in run.log_entries if e.get("status") == "ok"
+        (str(e.get("iter")), str(e.get("stage"))): n
+        for n, e in run.log_entries
+        if e.get("status") == "ok" and (str(e.get("iter")), str(e.get("stage"))) not in run.delegated
     }
     ended = {
         (str(e.get("iter")), str(e.get("stage"))): n
@@ -236,7 +319,7 @@ def _last_done(run: RunRecords) -> dict[str, tuple[int, str]]:
     """Per iteration label, the last stage logged ok that commits to the state (the gate does not)."""
     out: dict[str, tuple[int, str]] = {}
     for number, e in run.log_entries:
-        if e.get("status") == "ok" and e.get("stage") != GATE:
+        if e.get("status") == "ok" and e.get("stage") != run.pipeline.gate.name:
             out[str(e.get("iter"))] = (number, str(e.get("stage")))
     return out
 
@@ -244,6 +327,55 @@ def _last_done(run: RunRecords) -> dict[str, tuple[int, str]]:
 def _state_vs_log(run: RunRecords, out: Findings) -> None:
     if run.state_error or not run.log_entries:
         return
+    errors = {str(e.get("iter")): (n, e) for n, e in run.log_entries if e.get("status") == "error"}
+    if run.pipeline.iterative:
+        _iterations_vs_log(run, out, errors)
+    else:
+        _stages_vs_log(run, out)
+    _stop(run, out, errors)
+
+
+def _stages_vs_log(run: RunRecords, out: Findings) -> None:
+    """A non-iterative run keeps one record per stage under `stages`, committed before its log line."""
+    out.saw("integrity.state-log", "per-stage records, stop reason, status")
+    raw = run.state.get("stages")
+    records = raw if isinstance(raw, dict) else {}
+    logged_ok = {str(e.get("stage")): n for n, e in run.log_entries if e.get("status") == "ok"}
+    delegated = {stage for _, stage in run.delegated}
+    for stage, number in logged_ok.items():
+        if stage in delegated:
+            continue
+        record = records.get(stage)
+        status = record.get("status") if isinstance(record, dict) else None
+        if status != "complete":
+            out.add(
+                "integrity.state-log",
+                f"{stage} is logged as done but the state has "
+                + ("no record of it" if record is None else f"its status as {status!r}"),
+                file=run.state_file,
+                where=f"stages.{stage}",
+                expected=f"status complete ({LOG_FILE} line {number})",
+                found=status or "none",
+            )
+    order = [s.name for s in run.pipeline.stages]
+    last = max((order.index(s) for s in logged_ok if s in order), default=-1)
+    for stage in records:
+        if stage in logged_ok:
+            continue
+        ahead = stage in order and order.index(stage) == last + 1 and not finished(run)
+        out.add(
+            "integrity.state-log",
+            f"the state records stage {stage} but the log has no ok line for it"
+            + (" (a kill between the state commit and the log line; resume redoes it)" if ahead else ""),
+            file=run.state_file,
+            where=f"stages.{stage}",
+            expected=f"an ok line in {LOG_FILE}",
+            found="none",
+            severity="warning" if ahead else "error",
+        )
+
+
+def _iterations_vs_log(run: RunRecords, out: Findings, errors: dict[str, tuple[int, dict[str, Any]]]) -> None:
     out.saw("integrity.state-log", "iterations, stages completed, stop reason, status, current iteration")
     st = run.state
     logged = {str(e.get("iter")) for _, e in run.log_entries} - {FINAL}
@@ -252,27 +384,26 @@ def _state_vs_log(run: RunRecords, out: Findings) -> None:
         out.add(
             "integrity.state-log",
             f"the state has iteration {label} but the log has no line for it",
-            file=STATE_FILE,
+            file=run.state_file,
             where=f"iterations.{label}",
         )
     for label in sorted(logged - recorded):
         out.add(
             "integrity.state-log",
             f"the log has lines for {label} but the state has no such iteration",
-            file=STATE_FILE,
+            file=run.state_file,
             where="iterations",
             expected=label,
             found=", ".join(run.iterations) or "none",
         )
     done = _last_done(run)
-    errors = {str(e.get("iter")): (n, e) for n, e in run.log_entries if e.get("status") == "error"}
     for label, record in run.iterations.items():
         if label not in done:
             continue
         number, stage = done[label]
         claimed = record.get("stage_completed")
         if claimed != stage:
-            canonical = stages_of(label)
+            canonical = stages_of(run.pipeline, label)
             ahead = (
                 claimed in canonical
                 and stage in canonical
@@ -283,7 +414,7 @@ def _state_vs_log(run: RunRecords, out: Findings) -> None:
                 "integrity.state-log",
                 f"{label}: the state says {claimed!r} was the last stage completed, the log says {stage!r}"
                 + (" (a kill between the state commit and the log line; resume redoes it)" if ahead else ""),
-                file=STATE_FILE,
+                file=run.state_file,
                 where=f"iterations.{label}.stage_completed",
                 expected=f"{stage} ({LOG_FILE} line {number})",
                 found=claimed,
@@ -294,7 +425,7 @@ def _state_vs_log(run: RunRecords, out: Findings) -> None:
             out.add(
                 "integrity.state-log",
                 f"{label} hard-stopped in the log but its state status is {status!r}",
-                file=STATE_FILE,
+                file=run.state_file,
                 where=f"iterations.{label}.status",
                 expected="failed",
                 found=status,
@@ -303,13 +434,12 @@ def _state_vs_log(run: RunRecords, out: Findings) -> None:
             out.add(
                 "integrity.state-log",
                 f"{label} finished (rca logged) but its state status is still {status!r}",
-                file=STATE_FILE,
+                file=run.state_file,
                 where=f"iterations.{label}.status",
                 expected="complete",
                 found=status,
                 severity="warning",
             )
-    _stop(run, out, errors)
     numbers = [iter_number(label) for label in logged]
     highest = max((n for n in numbers if n is not None), default=0)
     current = st.get("current_iteration")
@@ -317,7 +447,7 @@ def _state_vs_log(run: RunRecords, out: Findings) -> None:
         out.add(
             "integrity.state-log",
             "the state's current iteration is not the highest iteration in the log",
-            file=STATE_FILE,
+            file=run.state_file,
             where="current_iteration",
             expected=highest,
             found=current,
@@ -329,15 +459,16 @@ def _stop(run: RunRecords, out: Findings, errors: dict[str, tuple[int, dict[str,
     stop = st.get("stop") if isinstance(st.get("stop"), dict) else None
     reason = stop.get("reason") if stop else None
     status = st.get("status")
-    stop_line = next(((n, e) for n, e in run.log_entries if e.get("stage") == "loop_stop"), None)
+    ends = last_stages(run.pipeline)
+    stop_line = next(((n, e) for n, e in run.log_entries if e.get("stage") in ends), None)
     if stop_line is not None:
         number, entry = stop_line
         m = _STOPPED.search(str(entry.get("summary", "")))
         if m and m.group(1) != reason:
             out.add(
                 "integrity.state-log",
-                "the stop reason in the state differs from the loop_stop line",
-                file=STATE_FILE,
+                f"the stop reason in the state differs from the {entry.get('stage')} line",
+                file=run.state_file,
                 where="stop.reason",
                 expected=f"{m.group(1)} ({LOG_FILE} line {number})",
                 found=reason,
@@ -346,8 +477,8 @@ def _stop(run: RunRecords, out: Findings, errors: dict[str, tuple[int, dict[str,
         if status != want:
             out.add(
                 "integrity.state-log",
-                f"loop_stop is logged but the run status is {status!r}",
-                file=STATE_FILE,
+                f"{entry.get('stage')} is logged but the run status is {status!r}",
+                file=run.state_file,
                 where="status",
                 expected=want,
                 found=status,
@@ -355,9 +486,9 @@ def _stop(run: RunRecords, out: Findings, errors: dict[str, tuple[int, dict[str,
     elif status == "complete":
         out.add(
             "integrity.state-log",
-            "the state says the run is complete but the log has no loop_stop line",
+            f"the state says the run is complete but the log has no {' or '.join(sorted(ends))} line",
             file=LOG_FILE,
-            expected="a final · loop_stop line",
+            expected=f"a {' or '.join(sorted(ends))} line",
             found="none",
         )
     if reason == "hard_stop" and stop and stop.get("iter") not in errors:
@@ -365,7 +496,7 @@ def _stop(run: RunRecords, out: Findings, errors: dict[str, tuple[int, dict[str,
             "integrity.state-log",
             f"the state records a hard stop at {stop.get('iter')} · {stop.get('stage')} "
             "but the log has no error line there",
-            file=STATE_FILE,
+            file=run.state_file,
             where="stop",
         )
     if errors and reason != "hard_stop":
@@ -373,7 +504,7 @@ def _stop(run: RunRecords, out: Findings, errors: dict[str, tuple[int, dict[str,
         out.add(
             "integrity.state-log",
             f"the log has a hard stop at {label} but the state's stop reason is {reason!r}",
-            file=STATE_FILE,
+            file=run.state_file,
             where="stop.reason",
             expected=f"hard_stop ({LOG_FILE} line {number})",
             found=reason,
@@ -388,7 +519,7 @@ def _stop(run: RunRecords, out: Findings, errors: dict[str, tuple[int, dict[str,
         out.add(
             "integrity.state-log",
             f"{label}'s RCA decided to stop for {decision.get('reason')!r} but the run records {reason!r}",
-            file=STATE_FILE,
+            file=run.state_file,
             where="stop.reason",
             expected=decision.get("reason"),
             found=reason,

@@ -43,6 +43,12 @@ def _calls(usage: dict[str, Any]) -> str:
     )
 
 
+def _made(facts: dict[str, Any]) -> str:
+    if facts.get("pipeline") == "create":
+        return f"project: {facts.get('project') or 'not named yet'}"
+    return f"iterations: {', '.join(facts.get('iterations') or []) or 'none'}"
+
+
 def render_markdown(result: AuditResult) -> str:
     facts = result.facts
     lines = [
@@ -52,9 +58,10 @@ def render_markdown(result: AuditResult) -> str:
         f"- Verdict: **{result.verdict}**"
         + (" (strict: warnings count as findings)" if result.strict else ""),
         f"- Status: {facts.get('status')}; stop: {_stop(facts.get('stop'))}",
-        f"- Stages logged: {facts.get('stages')}; iterations: {', '.join(facts.get('iterations') or []) or 'none'}",
+        f"- Pipeline: {facts.get('pipeline')} (state: `{facts.get('state_file')}`)",
+        f"- Stages logged: {facts.get('stages')}; " + _made(facts),
         f"- Approval: {facts.get('approval')}",
-        f"- Best model: {facts.get('best')}",
+        *([] if facts.get("pipeline") == "create" else [f"- Best model: {facts.get('best')}"]),
         f"- Model calls: {_calls(facts.get('model_calls') or {})}",
         f"- Audited in {result.seconds:.2f} s",
         "",

@@ -1,5 +1,5 @@
 """One run directory read once for the audit: state, stage log and transcript with their line
-numbers, plus cached file hashes so a large checkpoint is hashed at most once."""
+numbers, the run's pipeline, plus cached file hashes so a large checkpoint is hashed at most once."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from dotenv import dotenv_values
 from specloop.errors import SpecloopError
 from specloop.ledger.files import sha256_file
 from specloop.ledger.redaction import collect_secrets
+from specloop.ledger.state import CREATE_STATE_FILE, state_path
+from specloop.pipelines.registry import Pipeline, get_pipeline, list_pipelines
 from specloop.skills.aoi.schema import read_csv
 
 STATE_FILE = "deft_state.json"
+DEFAULT_PIPELINE = "deft"  # a state without a `pipeline` key is a DEFT run's
 LOG_FILE = "loop_log.jsonl"
 TRANSCRIPT_FILE = "transcript.jsonl"
 BEST_MODEL_FILE = "best_model.json"
@@ -27,7 +30,7 @@ ITER_LABEL = re.compile(r"baseline|iter([1-9]\d*)")
 
 
 class NotARunError(SpecloopError):
-    """The directory holds none of a DEFT run's records."""
+    """The directory holds none of a run's records (DEFT or create)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class RunRecords:
     state_error: str | None
     log: list[Line]
     transcript: list[Line]
+    state_file: str = STATE_FILE  # the state file the run has (or, when it has none, the one it should)
+    inferred_pipeline: str | None = None  # from the log's labels, when the state cannot say
     _hashes: dict[Path, str] = field(default_factory=dict, repr=False)
     _frames: dict[Path, pd.DataFrame] = field(default_factory=dict, repr=False)
 
@@ -105,6 +110,25 @@ class RunRecords:
         return self._frames[path]
 
     @property
+    def pipeline_name(self) -> str:
+        name = self.state.get("pipeline")
+        if isinstance(name, str) and name:
+            return name
+        return self.inferred_pipeline or DEFAULT_PIPELINE
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """The run's stage registry entry; an unknown name audits against DEFT's (integrity reports it)."""
+        try:
+            return get_pipeline(self.pipeline_name)
+        except KeyError:
+            return get_pipeline(DEFAULT_PIPELINE)
+
+    @property
+    def is_create(self) -> bool:
+        return self.pipeline.name == "create"
+
+    @property
     def workspace(self) -> Path | None:
         ws = self.state.get("workspace")
         return Path(ws) if isinstance(ws, str) and ws else None
@@ -123,6 +147,19 @@ class RunRecords:
     @cached_property
     def transcript_entries(self) -> list[tuple[int, dict[str, Any]]]:
         return [(line.number, line.entry) for line in self.transcript if line.entry is not None]
+
+    @cached_property
+    def delegated(self) -> frozenset[tuple[str, str]]:
+        """The (label, stage) lines a target run logs as done in the create run it came from
+        (`source_run`): their records live there, so this run's transcript and state hold none."""
+        source = self.state.get("source_run")
+        if not isinstance(source, str) or not source:
+            return frozenset()
+        return frozenset(
+            (str(e.get("iter")), str(e.get("stage")))
+            for _, e in self.log_entries
+            if e.get("status") == "ok" and str(e.get("summary", "")).startswith(f"done in {source}")
+        )
 
     @cached_property
     def best_model(self) -> dict[str, Any] | None:
@@ -152,21 +189,22 @@ def load_records(run_dir: Path) -> RunRecords:
     """Read `run_dir`; raise NotARunError when it holds no state, stage log or transcript at all."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise NotARunError(f"{run_dir} is not a directory; `specloop audit` takes a DEFT run directory.")
-    state_path = run_dir / STATE_FILE
-    present = [n for n in (STATE_FILE, LOG_FILE, TRANSCRIPT_FILE) if (run_dir / n).is_file()]
-    if not present:
+        raise NotARunError(f"{run_dir} is not a directory; `specloop audit` takes a run directory.")
+    state_file = state_path(run_dir)
+    names = (STATE_FILE, CREATE_STATE_FILE, LOG_FILE, TRANSCRIPT_FILE)
+    if not any((run_dir / n).is_file() for n in names):
         raise NotARunError(
-            f"{run_dir} is not a DEFT run: it has no {STATE_FILE}, {LOG_FILE} or {TRANSCRIPT_FILE} "
-            "(a run lives under <workspace>/results/run_<timestamp>/)."
+            f"{run_dir} is not a DEFT or create run: it has no {STATE_FILE}, {CREATE_STATE_FILE}, "
+            f"{LOG_FILE} or {TRANSCRIPT_FILE} (a DEFT run lives under <workspace>/results/run_<timestamp>/, "
+            "a create run in the --out directory of `specloop create`)."
         )
     state: dict[str, Any] = {}
     state_error = None
-    if not state_path.is_file():
+    if not state_file.is_file():
         state_error = "the file is missing"
     else:
         try:
-            loaded = json.loads(state_path.read_text(encoding="utf-8"))
+            loaded = json.loads(state_file.read_text(encoding="utf-8"))
         except ValueError as exc:
             state_error = f"not valid JSON ({exc})"
         else:
@@ -174,10 +212,27 @@ def load_records(run_dir: Path) -> RunRecords:
                 state = loaded
             else:
                 state_error = "not a JSON object"
+    log = read_lines(run_dir / LOG_FILE)
+    inferred = None if state_error is None else _pipeline_from_labels(log)
+    if inferred == "create":
+        state_file = run_dir / CREATE_STATE_FILE
     return RunRecords(
         dir=run_dir.resolve(),
         state=state,
         state_error=state_error,
-        log=read_lines(run_dir / LOG_FILE),
+        log=log,
         transcript=read_lines(run_dir / TRANSCRIPT_FILE),
+        state_file=state_file.name,
+        inferred_pipeline=inferred,
     )
+
+
+def _pipeline_from_labels(log: list[Line]) -> str | None:
+    """The non-iterative pipeline whose scopes label the log's first line (a create run's `framework`)."""
+    first = next((line.entry for line in log if line.entry is not None), None)
+    if first is None:
+        return None
+    for pipeline in list_pipelines():
+        if not pipeline.iterative and first.get("iter") in pipeline.scope_order:
+            return pipeline.name
+    return None
