@@ -4,9 +4,10 @@
 
 Without --project a digits project (image_classification / small_cnn) is rendered, given its mini
 set and trained for one epoch in a temporary directory. The model's forward pass and the in-process
-``Predictor.predict`` (decode + forward) are timed in this process; the service is deployed with
-``specloop deploy`` (Docker when an engine answers, else a local process), measured at concurrency 1
-on the version's own port and through the router, then taken down. Prints a Markdown table.
+``Predictor.predict`` (decode + forward) are timed in this process, interleaved call by call with
+POST /predict on the deployed version's own port and through the router (deployed with the
+``specloop deploy`` flow: Docker when an engine answers, else local processes; taken down after).
+Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import torch
 
 from specloop.families import get_family
-from specloop.skills.deploy import flow, smoke
+from specloop.skills.deploy import flow
 from specloop.skills.deploy.target import load_target
 from specloop.skills.scaffold.codegen import project_answers, render_project
 
@@ -46,29 +48,37 @@ def _percentiles(ms: list[float]) -> tuple[float, float]:
     return round(float(np.percentile(ms, 50)), 3), round(float(np.percentile(ms, 95)), 3)
 
 
-def bare(project: Path, image: str, runs: int) -> dict[str, tuple[float, float]]:
-    """p50/p95 ms of the model's forward pass and of Predictor.predict, batch 1, in this process."""
+def measure(project: Path, image: str, ports: dict[str, int], runs: int) -> dict[str, list[float]]:
+    """ms per call, batch 1, the four cases interleaved call by call so they share the machine's load:
+    the model's forward, ``Predictor.predict`` in this process, and POST /predict on each port."""
     target = load_target(project)
     sys.path.insert(0, str(project / "src"))
     infer = importlib.import_module(f"{target.package}.infer")
     data = importlib.import_module(f"{target.package}.data")
     predictor = infer.load(project / target.checkpoint)
     batch = data.to_batch([image], predictor.cfg, predictor.info)
-    forward, predict = [], []
+    clients = {
+        name: httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) for name, port in ports.items()
+    }
+    cases = {
+        "forward": lambda: predictor.model(batch),
+        "predict": lambda: predictor.predict([image]),
+        **{
+            name: (lambda c=c: c.post("/predict", json={"inputs": [image]}).raise_for_status())
+            for name, c in clients.items()
+        },
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
     with torch.inference_mode():
         for i in range(runs + 20):
-            started = time.perf_counter()
-            predictor.model(batch)
-            took = (time.perf_counter() - started) * 1000
-            if i >= 20:
-                forward.append(took)
-    for i in range(runs + 20):
-        started = time.perf_counter()
-        predictor.predict([image])
-        took = (time.perf_counter() - started) * 1000
-        if i >= 20:
-            predict.append(took)
-    return {"forward": _percentiles(forward), "predict": _percentiles(predict)}
+            for name, call in cases.items():
+                started = time.perf_counter()
+                call()
+                if i >= 20:  # warm-up apart
+                    times[name].append((time.perf_counter() - started) * 1000)
+    for c in clients.values():
+        c.close()
+    return times
 
 
 def main() -> int:
@@ -82,7 +92,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="specloop-bench-deploy-") as tmp:
         project = args.project or _make_project(Path(tmp))
         image = base64.b64encode(next((project / "data/mini/val").rglob("*.png")).read_bytes()).decode()
-        inproc = bare(project, image, args.requests)
         options = flow.Options(
             port=args.port,
             base_image=args.base_image,
@@ -93,28 +102,25 @@ def main() -> int:
         )
         outcome = flow.deploy(project, options, say=lambda line: print(line, file=sys.stderr))
         try:
-            direct = smoke.load_test(
-                f"http://127.0.0.1:{args.port + 1}", [image], requests=args.requests, concurrency=1
-            )
-            public = smoke.load_test(
-                f"http://127.0.0.1:{args.port}", [image], requests=args.requests, concurrency=1
-            )
+            times = measure(project, image, {"direct": args.port + 1, "public": args.port}, args.requests)
         finally:
             flow.down(project)
-    forward_p95 = inproc["forward"][1]
-    rows = [
-        ("model forward (in process)", *inproc["forward"]),
-        ("Predictor.predict: decode + forward (in process)", *inproc["predict"]),
-        ("service, its own port (HTTP + JSON + decode + forward)", direct.p50_ms, direct.p95_ms),
-        ("service through the router (public port)", public.p50_ms, public.p95_ms),
-    ]
+    names = {
+        "forward": "model forward (in process)",
+        "predict": "Predictor.predict: decode + forward (in process)",
+        "direct": "service on its own port (HTTP + JSON + decode + forward)",
+        "public": "service through the router (public port)",
+    }
+    forward_p95 = _percentiles(times["forward"])[1]
+    rows = [(names[k], *_percentiles(v)) for k, v in times.items()]
     print(
         f"mode: {outcome.mode}; image {outcome.info.get('image')}: {outcome.info.get('image_size_mb')} MB, "
         f"{outcome.info.get('layers')} layers, build {outcome.info.get('build_seconds')} s"
     )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"{args.requests} requests each, batch 1, concurrency 1; load average {load} on {os.cpu_count()} CPUs\n"
+        f"{args.requests} calls each, batch 1, one at a time, cases interleaved; load average {load} "
+        f"on {os.cpu_count()} CPUs\n"
     )
     print("| what | p50 ms | p95 ms | p95 over forward |")
     print("| --- | --- | --- | --- |")

@@ -293,3 +293,15 @@ def test_a_failing_build_writes_an_error_report_and_leaves_nothing(fresh: Path, 
     assert labelled(docker_engine, fresh) == []
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_gpu_deployment_without_passthrough_stops_at_docker_env(fresh: Path, docker_engine: str) -> None:
+    info = subprocess.run(
+        [docker_engine, "info", "--format", "{{json .Runtimes}}"], capture_output=True, text=True
+    )
+    if "nvidia" in info.stdout:
+        pytest.skip("this engine has the nvidia runtime")
+    line = _one_sentence(specloop(*deploy_args(fresh, free_port_block(3, start=19400), "--gpu")))
+    assert "a GPU deployment needs GPU passthrough, and this engine has none" in line
+    assert "A GPU deployment stops here" in (fresh / "docker_env_report.md").read_text()
+    assert not (fresh / "deploy").exists() and labelled(docker_engine, fresh) == []
