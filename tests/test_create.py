@@ -87,6 +87,9 @@ def test_create_builds_a_verified_project(family: str, create_run: Callable[[str
     log = (out / "PROJECT_BUILD_LOG.md").read_text(encoding="utf-8")
     assert "- [ ]" not in log and log.count("- [x]") == len(json.loads((out / "tasks.json").read_text()))
     assert "**PASS**" in (out / "REVIEW_REPORT.md").read_text(encoding="utf-8")
+    assert state["stages"]["review"]["fixed"] == [], (
+        "codegen renders what the reviewer finds nothing to fix in"
+    )
     for name in ("venv.md", "CLAUDE.md", "VENV_CONFIG.md", "DEBUG_CODE.md", "DOCKER_CONFIG.md", "tech.md"):
         assert (project / name).is_file(), name
     assert (project / "outputs" / "last.pt").is_file()
