@@ -7,21 +7,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import warnings
 from functools import cache
 
 from specloop.families.base import Candidate, DatasetRef, Family
+from specloop.registry import Registry
 
 __all__ = ["Candidate", "DatasetRef", "Family", "get_family", "list_families", "register_family"]
-
-_REGISTRY: dict[str, Family] = {}
-
-
-def register_family(family: Family) -> Family:
-    if family.name in _REGISTRY:
-        warnings.warn(f"task family {family.name!r} registered twice; the later one wins", stacklevel=2)
-    _REGISTRY[family.name] = family
-    return family
 
 
 @cache
@@ -31,15 +22,16 @@ def _load_all() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
+FAMILIES: Registry[Family] = Registry("task family", _load_all)
+
+
+def register_family(family: Family) -> Family:
+    return FAMILIES.register(family.name, family)
+
+
 def list_families() -> list[Family]:
-    _load_all()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return FAMILIES.all()
 
 
 def get_family(name: str) -> Family:
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown task family {name!r}; known: {known}") from None
+    return FAMILIES.get(name)

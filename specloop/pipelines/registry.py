@@ -9,12 +9,12 @@ pipeline is registered, not while it runs.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from specloop.ledger.layout import iteration_label
+from specloop.registry import Registry
 
 ROLES = ("planner", "coder", "dataset", "reviewer", "ops", "reporter")
 GATE = "approval_gate"
@@ -138,26 +138,20 @@ class Pipeline:
         return s.next
 
 
-_PIPELINES: dict[str, Pipeline] = {}
+def _load_shipped() -> None:
+    from specloop import pipelines  # noqa: F401  (importing the package registers the shipped ones)
+
+
+PIPELINES: Registry[Pipeline] = Registry("pipeline", _load_shipped)
 
 
 def register_pipeline(pipeline: Pipeline) -> Pipeline:
-    if pipeline.name in _PIPELINES:
-        warnings.warn(f"pipeline {pipeline.name!r} registered twice; the later one wins", stacklevel=2)
-    _PIPELINES[pipeline.name] = pipeline
-    return pipeline
+    return PIPELINES.register(pipeline.name, pipeline)
 
 
 def get_pipeline(name: str) -> Pipeline:
-    from specloop import pipelines  # noqa: F401  (importing the package registers the shipped ones)
-
-    try:
-        return _PIPELINES[name]
-    except KeyError:
-        raise KeyError(f"no pipeline {name!r}; registered: {', '.join(sorted(_PIPELINES))}") from None
+    return PIPELINES.get(name)
 
 
 def list_pipelines() -> list[Pipeline]:
-    from specloop import pipelines  # noqa: F401
-
-    return [_PIPELINES[k] for k in sorted(_PIPELINES)]
+    return PIPELINES.all()
