@@ -75,7 +75,7 @@ def install_venv(
 ) -> Install:
     """`python -m venv NAME && NAME/bin/pip install -r REQUIREMENTS [-c CONSTRAINT]`, timed, its output
     kept in `log_path`. A venv whose recorded install matches the same requirements (and constraint)
-    is reused, so a resume after a kill never reinstalls what finished."""
+    is reused; after a kill mid-install the venv is kept and pip skips what it already installed."""
     venv = project / venv_name
     req = project / requirements
     record_path = venv / INSTALL_RECORD
@@ -91,7 +91,7 @@ def install_venv(
     started = time.monotonic()
     with log_path.open("w", encoding="utf-8") as log:
         made = subprocess.run(
-            [sys.executable, "-m", "venv", "--clear", venv_name],
+            [sys.executable, "-m", "venv", venv_name],
             cwd=project,
             stdout=log,
             stderr=subprocess.STDOUT,
