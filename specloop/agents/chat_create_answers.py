@@ -175,11 +175,14 @@ def build_and_review(run_dir: Path) -> list[str]:
     lines = []
     if (run_dir / BUILD_LOG).is_file() and (run_dir / TASKS_JSON).is_file():
         tasks = [t["id"] for t in read_json(run_dir / TASKS_JSON)]
-        records = read_build_records(run_dir / BUILD_LOG)
+        try:
+            records = read_build_records(run_dir / BUILD_LOG)
+            unbacked = verify_build_log(run_dir / BUILD_LOG)
+        except SpecloopError as exc:
+            return [f"Build log: cannot be read ({exc})."]
         built = [t for t in tasks if any(r.task == t and r.ok and r.phase == "build" for r in records)]
         verified = [t for t in tasks if any(r.task == t and r.ok and r.phase == "verify" for r in records)]
-        failed = sorted({r.task for r in records if not r.ok})
-        unbacked = verify_build_log(run_dir / BUILD_LOG)
+        failed = [t for t in tasks if t not in built and any(r.task == t for r in records)]
         line = f"Build log: {len(built)} of {len(tasks)} tasks passed their acceptance command"
         if any(r.phase == "verify" for r in records):
             line += f", {len(verified)} of {len(tasks)} passed again on re-verification"
