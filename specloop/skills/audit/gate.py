@@ -23,6 +23,10 @@ APPROVED_BY = "approved by "
 SUMMARY_PARTS = "; "  # the gate's summary: "approved by <who>[; more facts]"
 
 
+# The chat records its turns in the run's transcript under this stage: words, not side effects.
+CONVERSATION = "chat"
+
+
 def before_gate(pipeline: Pipeline) -> frozenset[str]:
     """The gate and the stages the registry runs before it: they only read and plan; every other
     stage writes models, data, code or reports."""
@@ -47,7 +51,8 @@ def check_gate(run: RunRecords, out: Findings) -> dict[str, Any]:
     approvals = [(n, e) for n, e in run.transcript_entries if e.get("kind") == "approval"]
     gate_lines = [(n, e) for n, e in run.log_entries if e.get("stage") == gate]
     acting_log = next(((n, e) for n, e in run.log_entries if e.get("stage") not in planning), None)
-    acting_tx = next(((n, e) for n, e in run.transcript_entries if e.get("stage") not in planning), None)
+    talking = planning | {CONVERSATION}
+    acting_tx = next(((n, e) for n, e in run.transcript_entries if e.get("stage") not in talking), None)
     state_approval = run.state.get("approval") if isinstance(run.state.get("approval"), dict) else None
     if any(stage == gate for _, stage in run.delegated):
         return {"approval": _delegated(run, out, state_approval)}
