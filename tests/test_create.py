@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from create_fixtures import REQUESTS, cpu_torch_constraint, create_env
+from create_fixtures import REQUESTS, create_env
 from test_llm_wire import Step, WireServer, openai_reply
 
 from specloop.families import list_families
@@ -214,25 +214,31 @@ def test_a_tick_without_a_record_is_caught_by_review(
     assert stop["check"] == "review" and "build-log" in stop["detail"] and "T06" in stop["detail"]
 
 
-@pytest.mark.slow
-def test_a_kill_during_codegen_resumes_without_redoing_finished_stages(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+PART_A = list(CREATE.order("framework"))
+DIGITS = REQUESTS["image_classification"]
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Part A of the digits request, SIGKILLed during codegen, then resumed."""
+    root = tmp_path_factory.mktemp("killed")
+    out = root / "out"
     argv = [
         sys.executable,
         "-m",
         "specloop",
         "create",
-        REQUESTS["tabular"],
+        DIGITS,
         "--out",
         str(out),
         "--yes",
-        "--no-progress",
+        "--stop-after",
+        "venv",
     ]
-    env = create_env(**cpu_torch_constraint("tabular", tmp_path))
     proc = subprocess.Popen(
-        argv,
-        cwd=tmp_path,
-        env=env,
+        [*argv, "--no-progress"],
+        cwd=root,
+        env=create_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -250,20 +256,62 @@ def test_a_kill_during_codegen_resumes_without_redoing_finished_stages(tmp_path:
     finally:
         proc.wait(timeout=60)
     assert "codegen" not in [e["stage"] for e in loop_log.read_entries(out / "loop_log.jsonl")]
-    resumed = _specloop("create", "resume", str(out), "--yes", cwd=tmp_path, env=env)
+    resumed = _specloop("create", "resume", str(out), "--yes", cwd=root)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "stopped after venv, as asked" in resumed.stderr
+    return out
+
+
+def _wrong_number_model(body: dict[str, Any]) -> Step:
+    return openai_reply("small_cnn has 123,456,789 parameters and answers in 0.001 ms.", usage=(90, 20))
+
+
+@pytest.fixture(scope="module")
+def with_a_wrong_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Part A of the digits request with a loopback model that states numbers the tools never measured."""
+    root = tmp_path_factory.mktemp("model")
+    out = root / "out"
+    with WireServer("/v1/chat/completions", responder=_wrong_number_model) as server:
+        llm = f"openai-compatible:{server.root}/v1:loopback-model"
+        env = create_env(OPENAI_COMPATIBLE_API_KEY="sk-loopback-test-key-0123456789")
+        proc = _specloop(
+            "create",
+            DIGITS,
+            "--out",
+            str(out),
+            "--yes",
+            "--stop-after",
+            "venv",
+            "--llm",
+            llm,
+            cwd=root,
+            env=env,
+        )
+        assert server.requests, "the model was asked"
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_a_kill_during_codegen_resumes_without_redoing_finished_stages(killed_and_resumed: Path) -> None:
+    out = killed_and_resumed
     entries = loop_log.read_entries(out / "loop_log.jsonl")
-    assert [e["stage"] for e in entries] == list(STAGES) and [e["seq"] for e in entries] == list(
-        range(1, len(STAGES) + 1)
-    )
+    assert [e["stage"] for e in entries] == PART_A
+    assert [e["seq"] for e in entries] == list(range(1, len(PART_A) + 1))
+    assert json.loads((out / "create_state.json").read_text())["status"] == "complete"
     transcript = read_entries(out / "transcript.jsonl")
     assert verify_chain(transcript) == []
     starts = [e["stage"] for e in transcript if e["kind"] == "stage_start"]
     assert starts.count("tech") == 1 and starts.count("codegen") == 2
 
 
-def _wrong_number_model(body: dict[str, Any]) -> Step:
-    return openai_reply("small_cnn has 123,456,789 parameters and answers in 0.001 ms.", usage=(90, 20))
+@pytest.mark.slow
+def test_a_model_that_states_a_wrong_number_is_rejected(with_a_wrong_model: Path) -> None:
+    out = with_a_wrong_model
+    rejected = [e for e in read_entries(out / "transcript.jsonl") if e["kind"] == "model_text_rejected"]
+    assert any(e["stage"] == "tech" and "123,456,789" in json.dumps(e["data"]) for e in rejected)
+    tech = (out / "tech.md").read_text(encoding="utf-8")
+    assert "123,456,789" not in tech and "(measured)." in tech
 
 
 MEASURED = {"tech.md", "outputs", ".git", ".pytest_cache", ".ruff_cache", "__pycache__"}
@@ -278,36 +326,13 @@ def _files(project: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_a_model_that_states_a_wrong_number_is_rejected(
-    create_run: Callable[[str], Path], tmp_path: Path
+def test_the_same_requirement_gives_the_same_artefacts(
+    killed_and_resumed: Path, with_a_wrong_model: Path
 ) -> None:
-    out = tmp_path / "out"
-    with WireServer("/v1/chat/completions", responder=_wrong_number_model) as server:
-        llm = f"openai-compatible:{server.root}/v1:loopback-model"
-        env = create_env(
-            OPENAI_COMPATIBLE_API_KEY="sk-loopback-test-key-0123456789",
-            **cpu_torch_constraint("image_classification", tmp_path),
-        )
-        proc = _specloop(
-            "create",
-            REQUESTS["image_classification"],
-            "--out",
-            str(out),
-            "--yes",
-            "--llm",
-            llm,
-            cwd=tmp_path,
-            env=env,
-        )
-        assert server.requests, "the model was asked"
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rejected = [e for e in read_entries(out / "transcript.jsonl") if e["kind"] == "model_text_rejected"]
-    assert any(e["stage"] == "tech" and "123,456,789" in json.dumps(e["data"]) for e in rejected)
-    tech = (out / "tech.md").read_text(encoding="utf-8")
-    assert "123,456,789" not in tech and "(measured)." in tech
-    # the same requirement and template version: the same requirements.md and project, byte for byte
-    # (measured numbers and the files that carry them aside)
-    offline = create_run("image_classification")
-    assert (out / "requirements.md").read_bytes() == (offline / "requirements.md").read_bytes()
-    name = json.loads((out / "create_state.json").read_text())["project_dir"]
-    assert _files(out / name) == _files(offline / name)
+    """Two runs of one requirement (one killed and resumed, one with a rejected model draft): the same
+    requirements.md and project, byte for byte — measured numbers and the files that carry them aside."""
+    a, b = killed_and_resumed, with_a_wrong_model
+    assert (a / "requirements.md").read_bytes() == (b / "requirements.md").read_bytes()
+    name = json.loads((a / "create_state.json").read_text())["project_dir"]
+    files = _files(a / name)
+    assert len(files) > 20 and files == _files(b / name)

@@ -89,8 +89,8 @@ def run_stage(ctx: RunContext, pipeline: Pipeline, stage: Stage, label: str) -> 
 def _commit(st: dict[str, Any], pipeline: Pipeline, stage: Stage, label: str, result: StageResult) -> None:
     if not pipeline.iterative:
         st.setdefault("stages", {})[stage.name] = {**result.record, "status": "complete"}
-        if stage.next is None:  # the last stage: the run is done
-            st["status"] = "complete"
+        if stage.next is None or st["config"]["options"].get("stop_after") == stage.name:
+            st["status"] = "complete"  # the last stage, or the one the person asked to end at
         return
     if label == FINAL:
         return  # loop_stop belongs to no iteration; its outcome is the state's `stop` and `best`

@@ -79,6 +79,9 @@ def create_command(
     ),
     markdown: bool = typer.Option(False, "--markdown", help="With status: a Markdown summary."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    stop_after: str | None = typer.Option(
+        None, "--stop-after", help="End the run after this stage, e.g. venv (part A only)."
+    ),
 ) -> None:
     """Create a target ML project that runs, from a vague requirement (English or Chinese).
 
@@ -96,7 +99,9 @@ def create_command(
         approver = _approver if (not yes and stdin_is_interactive()) else None
         _finish(drive(run_dir, yes=yes, approver=approver), as_json)
     text = _requirement(requirement, file)
-    directory = start_create(text, out=out, answers=answers, llm=llm, progress=progress)
+    directory = start_create(
+        text, out=out, answers=answers, llm=llm, progress=progress, stop_after=stop_after
+    )
     console.print(f"create run: {directory}", highlight=False)
     approver = _approver if (not yes and stdin_is_interactive()) else None
     _finish(drive(directory, yes=yes, approver=approver), as_json)

@@ -49,10 +49,12 @@ def nodes(pipeline: Pipeline) -> dict[str, Node]:
     }
 
 
-def _route(next_stage: str, final: str | None) -> Callable[[GraphState], str]:
+def _route(stage: str, next_stage: str, final: str | None) -> Callable[[GraphState], str]:
     def route(state: GraphState) -> str:
         if state.get("halt"):
             return final or END
+        if state.get("options", {}).get("stop_after") == stage:
+            return END  # the person asked for the run to end here (`--stop-after`)
         return next_stage
 
     return route
@@ -70,6 +72,6 @@ def build_graph(
         if s.next is None:
             g.add_edge(s.name, END)
             continue
-        targets = [s.next, pipeline.final or END]
-        g.add_conditional_edges(s.name, _route(s.next, pipeline.final), list(dict.fromkeys(targets)))
+        targets = [s.next, pipeline.final or END, END]
+        g.add_conditional_edges(s.name, _route(s.name, s.next, pipeline.final), list(dict.fromkeys(targets)))
     return g.compile(checkpointer=checkpointer)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from specloop.errors import SpecloopError
 from specloop.ledger import state as ledger_state
+from specloop.pipelines import get_pipeline
 from specloop.skills.contracts import load_contracts
 from specloop.skills.scaffold.requirements import apply_answers, parse_requirement
 from specloop.skills.scaffold.requirements_md import load_answers
@@ -21,13 +22,25 @@ def project_slug(text: str) -> str:
 
 
 def start_create(
-    text: str, *, out: Path | None, answers: Path | None, llm: str | None, progress: bool
+    text: str,
+    *,
+    out: Path | None,
+    answers: Path | None,
+    llm: str | None,
+    progress: bool,
+    stop_after: str | None = None,
 ) -> Path:
     """Create the run directory of a create run for requirement `text` and return it.
 
     `out` defaults to `./<project name>_create`; it must not exist with files in it. `llm` is a
-    model spec (None: offline)."""
+    model spec (None: offline). `stop_after` names the stage the run ends with (default: the last)."""
     load_contracts()
+    stages = [s.name for s in get_pipeline("create").stages]
+    if stop_after is not None and stop_after not in stages:
+        raise SpecloopError(
+            f"--stop-after {stop_after!r} is not a stage of the create flow; use one of {', '.join(stages)}",
+            rule="stop-after",
+        )
     req = parse_requirement(text)
     if answers is not None:
         if not answers.is_file():
@@ -55,6 +68,7 @@ def start_create(
         "progress": progress,
         "checkpointer": None,
         "specs": None,
+        "stop_after": stop_after,
     }
     ledger_state.save(
         run_dir,

@@ -223,9 +223,9 @@ def _create_outcome(run_dir: Path, st: dict[str, Any], stop: dict[str, Any]) -> 
             f"stopped at {stop.get('stage')} [{stop.get('check')}]: {stop.get('detail')}",
         )
     project = run_dir / str(st.get("project_dir"))
-    return Outcome(
-        run_dir, EXIT_KPI_MET, "created", f"created {project}: built, verified, reviewed, venv.md written"
-    )
+    until = st["config"]["options"].get("stop_after")
+    done = f"stopped after {until}, as asked" if until else "built, verified, reviewed, trained"
+    return Outcome(run_dir, EXIT_KPI_MET, "created", f"created {project}: {done}")
 
 
 def stdin_is_interactive() -> bool:
