@@ -76,7 +76,8 @@ def main() -> None:
         state = json.loads((out / "create_state.json").read_text())
         project = out / state["project_dir"]
         tech = json.loads((out / "tech.json").read_text())
-        measured = json.loads((project / "outputs" / "metrics.json").read_text()).get("train_seconds")
+        history = json.loads((project / "outputs" / "metrics.json").read_text())["history"]
+        measured = history[0]["train_seconds"]  # T04's one epoch on the mini set
         rows.append((family, tech["chosen"], seconds, wall, tech["predicted_epoch_seconds"], measured))
     load = os.getloadavg()[0]
     print(f"specloop create on {os.cpu_count()} CPUs, load average {load:.1f} at the end; seconds\n")
