@@ -2,7 +2,7 @@
 venv's package install (part B's env_check), and tech.md's predicted one-epoch time against the
 measured one (the T04 task's `train_seconds`).
 
-    python benchmarks/create.py [--families image_classification,tabular] [--out DIR]
+    python benchmarks/create.py [--families image_classification,tabular] [--out DIR [--reuse]]
 
 Torch-only families install this machine's CPU torch wheel into the target venv (a pip constraint,
 as the tests do). Prints one table; paste it into docs/benchmarks.md.
@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from specloop.families import get_family, list_families
@@ -64,15 +63,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", default=",".join(f.name for f in list_families()))
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true", help="tabulate the runs already kept in --out")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="specloop-bench-create-"))
     root.mkdir(parents=True, exist_ok=True)
     rows = []
     for family in args.families.split(","):
-        start = time.monotonic()
-        out = _create(family, root)
-        wall = time.monotonic() - start
+        kept = root / family
+        out = kept if args.reuse and (kept / "loop_log.jsonl").is_file() else _create(family, root)
         seconds = {e["stage"]: e["duration_sec"] for e in loop_log.read_entries(out / "loop_log.jsonl")}
+        wall = sum(seconds.values())
         state = json.loads((out / "create_state.json").read_text())
         project = out / state["project_dir"]
         tech = json.loads((out / "tech.json").read_text())
@@ -81,16 +81,8 @@ def main() -> None:
         rows.append((family, tech["chosen"], seconds, wall, tech["predicted_epoch_seconds"], measured))
     load = os.getloadavg()[0]
     print(f"specloop create on {os.cpu_count()} CPUs, load average {load:.1f} at the end; seconds\n")
-    head = [
-        "family",
-        "candidate",
-        *STAGES,
-        "total (wall)",
-        "epoch predicted",
-        "epoch measured",
-        "ratio",
-        "venv",
-    ]
+    head = ["family", "candidate", *STAGES, "total", "total without venv install"]
+    head += ["epoch predicted", "epoch measured", "measured/predicted"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for family, chosen, secs, wall, predicted, measured in rows:
