@@ -462,3 +462,14 @@ def test_each_registered_family_is_found_by_its_own_keywords(family: Family, lan
 def test_family_order_does_not_change_the_result(families: list[Family]) -> None:
     forward = render_requirements_md(parse_requirement(AOI, families))
     assert render_requirements_md(parse_requirement(AOI, list(reversed(families)))) == forward
+
+
+def test_a_derived_project_name_fits_codegen_s_limit() -> None:
+    from specloop.skills.scaffold.codegen import MAX_PROJECT_NAME
+
+    for text in (
+        "对电商评论做情感分类，正面和负面",
+        "Build a model called a_really_long_project_name_that_goes_on_and_on",
+    ):
+        slug = parse_requirement(text).item("project_name").value
+        assert 0 < len(slug) <= MAX_PROJECT_NAME and not slug.endswith("_"), slug

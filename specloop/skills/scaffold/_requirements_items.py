@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from specloop.families import Family
+from specloop.skills.scaffold.codegen import MAX_PROJECT_NAME
 from specloop.skills.scaffold.requirements_schema import BAR, DEFAULT, EXACT, EXPLICIT, Evidence
 
 
@@ -353,9 +354,9 @@ def _slug(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     if slug and slug[0].isdigit():
         slug = f"p_{slug}"
-    while len(slug) > 48 and "_" in slug:
+    while len(slug) > MAX_PROJECT_NAME and "_" in slug:
         slug = slug.rsplit("_", 1)[0]
-    return slug
+    return slug[:MAX_PROJECT_NAME].rstrip("_")
 
 
 def _zh_slug_words(problems: Sequence[str]) -> list[str]:
@@ -402,7 +403,12 @@ def _project_name(text: str, problems: Sequence[str], family: Family | None) -> 
         if family is None:
             return _default("project_name")
         unique = [family.name]
-    slug = _slug("_".join([*unique, suffix] if unique[-1] != suffix else unique))
+    while True:  # drop trailing words until the name fits codegen's limit; the suffix stays
+        slug = _slug("_".join([*unique, suffix] if unique[-1] != suffix else unique))
+        joined = len("_".join([*unique, suffix]))
+        if joined <= MAX_PROJECT_NAME or len(unique) == 1:
+            break
+        unique = unique[:-1]
     return _keyword(slug, [f"from the words {', '.join(unique)} and the suffix {suffix}"], 0.75)
 
 
