@@ -1,0 +1,5 @@
+"""Alerts through pluggable notifiers (JSON webhook, Telegram Bot API, SMTP e-mail) set in ``.env``."""
+
+from specloop.skills.notify.notifiers import EVENTS, Notifier, Notifiers, load_notifiers
+
+__all__ = ["EVENTS", "Notifier", "Notifiers", "load_notifiers"]
