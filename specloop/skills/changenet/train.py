@@ -5,7 +5,15 @@ Two different starts, as TAO distinguishes them:
 - `train.pretrained_model_path`: initialise the weights from a previous checkpoint; the optimizer,
   schedule and epoch counter start fresh (each DEFT fine-tune iteration does this).
 - `train.resume_training_checkpoint_path`: continue an interrupted run: weights, optimizer and
-  schedule state, and the epoch counter, history and best score all come from the checkpoint.
+  schedule state, the epoch counter, history and best score, and every random generator the
+  remaining epochs draw from (python, numpy, torch CPU and CUDA, the augmentation generator of each
+  rank) all come from the checkpoint, so a resumed run ends where the uninterrupted one ends. The
+  sampler needs nothing: it reseeds from `seed + epoch`. There is no AMP scaler to carry: CUDA
+  trains under bf16 autocast, which needs none.
+
+Retention (`train.keep_checkpoints`): `best_latest` keeps best_val.pth, latest.pth and the newest
+epoch_NNN.pth and deletes older epoch files as the run goes; `all` keeps every epoch file. Either
+way `checkpoints.json` lists every checkpoint written, kept or pruned, with its sha256.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -26,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from specloop.errors import SpecloopError
+from specloop.ledger.files import sha256_file
 from specloop.skills.aoi.spec import ExperimentSpec, resolve_path
 from specloop.skills.changenet.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from specloop.skills.changenet.data import EpochSampler, ImageLayout, PairDataset, Preprocess, collate_batch
@@ -53,6 +63,8 @@ class TrainResult:
     pairs_per_sec: float
     device: str
     notes: list[str] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # every one written, kept or not
+    disk_bytes: int = 0  # what out_dir holds at the end (hard links counted once)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,7 +75,42 @@ class TrainResult:
             "pairs_per_sec": round(self.pairs_per_sec, 2),
             "device": self.device,
             "notes": list(self.notes),
+            "checkpoints": list(self.checkpoints),
+            "disk_bytes": self.disk_bytes,
         }
+
+
+MANIFEST = "checkpoints.json"
+
+
+def rng_state(pre: Preprocess) -> dict[str, Any]:
+    """Every generator the rest of a training draws from, as it stands now (one rank)."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "augment": pre.gen.get_state(),
+    }
+
+
+def restore_rng(state: dict[str, Any], pre: Preprocess) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    pre.gen.set_state(state["augment"])
+
+
+def disk_bytes(root: Path) -> int:
+    """Bytes the files under `root` take, a hard-linked file counted once."""
+    seen: dict[tuple[int, int], int] = {}
+    for f in root.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            st = f.stat()
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
 
 
 def dataset_paths(spec: ExperimentSpec, root: Path, which: str) -> tuple[Path, Path] | None:
@@ -163,6 +210,8 @@ class SoFar:
     seconds: float = 0.0  # training time of the epochs run in this call
     pairs: int = 0
     epochs_run: int = 0
+    rng: list[dict[str, Any]] | None = None  # per rank, at the end of epoch `start_epoch`
+    written: list[dict[str, Any]] = field(default_factory=list)  # checkpoints.json's entries
 
 
 def choose_monitor(name: str, notes: list[str]) -> Monitor:
@@ -242,8 +291,11 @@ def start_from_checkpoint(
         history=list(ckpt.get("history", [])),
         best=ckpt.get("best_metric"),
         best_epoch=ckpt.get("best_epoch"),
+        rng=ckpt.get("rng"),
     )
     notes.append(f"resumed from {resume} after epoch {so_far.start_epoch}")
+    if so_far.rng is None:
+        notes.append(f"{resume} carries no random-generator state; the remaining epochs draw afresh")
     return so_far
 
 
@@ -270,6 +322,7 @@ class Fit:
     per_step: bool
     monitor: Monitor
     so_far: SoFar
+    rng: list[dict[str, Any]] | None = None  # every rank's generators after the last epoch
 
     def payload(self, epoch: int) -> dict[str, Any]:
         return {
@@ -284,6 +337,7 @@ class Fit:
             "best_metric": self.so_far.best,
             "best_epoch": self.so_far.best_epoch,
             "monitor": self.monitor.name,
+            "rng": self.rng,
         }
 
 
@@ -347,15 +401,49 @@ def validate(fit: Fit, record: dict[str, Any], val_data: PairDataset, pre: Prepr
     return True
 
 
+def read_manifest(out_dir: Path) -> list[dict[str, Any]]:
+    """checkpoints.json's entries (an earlier, killed call's included); [] when there is none."""
+    try:
+        entries = json.loads((out_dir / MANIFEST).read_text())["checkpoints"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return entries if isinstance(entries, list) else []
+
+
+def note_written(so_far: SoFar, out_dir: Path, names: list[str], epoch: int, sha256: str, size: int) -> None:
+    for name in names:
+        so_far.written.append({"file": name, "epoch": epoch, "sha256": sha256, "bytes": size})
+    _write_json(out_dir / MANIFEST, {"checkpoints": so_far.written})
+
+
+def prune(out_dir: Path, keep: str, so_far: SoFar) -> None:
+    """`best_latest`: delete every epoch_NNN.pth but the newest (latest/best_val are other names)."""
+    if keep == "all":
+        return
+    epoch_files = sorted(out_dir.glob("epoch_[0-9][0-9][0-9]*.pth"))
+    pruned = {p.name for p in epoch_files[:-1]}
+    for p in epoch_files[:-1]:
+        p.unlink()
+    for entry in so_far.written:
+        if entry["file"] in pruned:
+            entry["pruned"] = True
+    if pruned:
+        _write_json(out_dir / MANIFEST, {"checkpoints": so_far.written})
+
+
 def save_epoch(fit: Fit, out_dir: Path, record: dict[str, Any], improved: bool, has_val: bool) -> None:
-    """latest.pth every epoch, epoch_NNN.pth at the cadence, best_val.pth when it improved (rank 0)."""
+    """latest.pth every epoch, epoch_NNN.pth at the cadence, best_val.pth when it improved (rank 0);
+    each recorded in checkpoints.json with its sha256, then older epoch files pruned."""
     epoch, tr, so_far = record["epoch"], fit.spec.train, fit.so_far
     latest = out_dir / "latest.pth"
     save_checkpoint(latest, fit.payload(epoch))
-    if epoch % tr.checkpoint_interval == 0:
-        link_or_copy(latest, out_dir / f"epoch_{epoch:03d}.pth")
-    if improved or not has_val:
-        link_or_copy(latest, out_dir / "best_val.pth")
+    copies = [f"epoch_{epoch:03d}.pth"] if epoch % tr.checkpoint_interval == 0 else []
+    copies += ["best_val.pth"] if improved or not has_val else []
+    # the manifest first: a file that exists is always listed, even after a kill
+    note_written(so_far, out_dir, [latest.name, *copies], epoch, sha256_file(latest), latest.stat().st_size)
+    for name in copies:
+        link_or_copy(latest, out_dir / name)
+    prune(out_dir, tr.keep_checkpoints, so_far)
     status = _status(
         record, so_far.history, tr.num_epochs, so_far.best, so_far.best_epoch, fit.monitor.name, "running"
     )
@@ -381,9 +469,16 @@ def finish(fit: Fit, out_dir: Path, notes: list[str]) -> None:
     latest, best_path = out_dir / "latest.pth", out_dir / "best_val.pth"
     if so_far.epochs_run == 0 and not latest.exists():
         save_checkpoint(latest, fit.payload(so_far.start_epoch))
+        note_written(
+            so_far, out_dir, [latest.name], so_far.start_epoch, sha256_file(latest), latest.stat().st_size
+        )
     if not best_path.exists():
         link_or_copy(latest, best_path)
         notes.append("no validation improved a score; best_val.pth is the latest epoch")
+        epoch = so_far.history[-1]["epoch"] if so_far.history else so_far.start_epoch
+        note_written(
+            so_far, out_dir, [best_path.name], epoch, sha256_file(best_path), best_path.stat().st_size
+        )
     final = so_far.history[-1] if so_far.history else {"epoch": so_far.start_epoch}
     status = _status(
         final, so_far.history, tr.num_epochs, so_far.best, so_far.best_epoch, fit.monitor.name, "done"
@@ -413,9 +508,19 @@ def _train(
     fit = Fit(spec, rt, model, net, loss_fn, optimizer, scheduler, per_step, monitor, so_far)
     pre_train = Preprocess(ds, layout, augment=True, seed=tr.seed + 7919 * rt.rank)
     pre_eval = Preprocess(ds, layout, augment=False)
+    if so_far.rng is not None:
+        if len(so_far.rng) == rt.world:
+            restore_rng(so_far.rng[rt.rank], pre_train)
+        else:
+            notes.append(
+                f"the checkpoint's generators are from {len(so_far.rng)} rank(s), not {rt.world}; "
+                "the remaining epochs draw afresh"
+            )
 
     if rt.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if so_far.start_epoch > 0:
+            so_far.written = read_manifest(out_dir)
     log = _Log(out_dir / "train.log", rt.is_main, progress)
     log(
         f"train {len(train_data)} pairs ({train_data.n_defect} defect), validation "
@@ -433,6 +538,7 @@ def _train(
             due = val_data is not None and (epoch % tr.validation_interval == 0 or epoch == tr.num_epochs)
             improved = validate(fit, record, val_data, pre_eval) if due and val_data is not None else False
             so_far.history.append(record)
+            fit.rng = gather_objects(rt, rng_state(pre_train))  # type: ignore[assignment]
             if rt.is_main:
                 save_epoch(fit, out_dir, record, improved, has_val=val_data is not None)
             log(epoch_line(record, tr.num_epochs, due, improved))
@@ -447,7 +553,18 @@ def _train(
         f"best epoch {so_far.best_epoch}"
     )
     best_path, latest = out_dir / "best_val.pth", out_dir / "latest.pth"
-    return TrainResult(best_path, latest, so_far.epochs_run, seconds, pairs_per_sec, str(rt.device), notes)
+    used = disk_bytes(out_dir) if rt.is_main else 0
+    return TrainResult(
+        best_path,
+        latest,
+        so_far.epochs_run,
+        seconds,
+        pairs_per_sec,
+        str(rt.device),
+        notes,
+        so_far.written,
+        used,
+    )
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
