@@ -9,6 +9,8 @@ workspace root (the folder that holds `specs/`).
 
 from __future__ import annotations
 
+import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any, Literal
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from yaml import MarkedYAMLError, YAMLError
 
 from specloop.errors import SpecError
 from specloop.skills.aoi.problems import Problem
@@ -132,6 +135,7 @@ class TrainConfig(_Section):
     seed: int = 1234
     validation_interval: int = Field(1, ge=1)
     checkpoint_interval: int = Field(1, ge=1)
+    keep_checkpoints: Literal["best_latest", "all"] = "best_latest"  # older epoch_NNN.pth pruned or kept
     pretrained_model_path: str | None = None
     resume_training_checkpoint_path: str | None = None
     results_dir: str | None = None
@@ -176,6 +180,11 @@ class ExperimentSpec(_Section):
         if len(self.train.classify.cls_weight) != 2:
             raise ValueError("train.classify.cls_weight must list 2 weights (PASS, defect)")
         ds = self.dataset.classify
+        if ds.input_map is not None and not ds.input_map:
+            raise ValueError(
+                "dataset.classify.input_map is empty: name each light with its index (e.g. "
+                "{SolderLight: 0, UniformLight: 1}), or remove the key for one image per side"
+            )
         if ds.input_map and len(ds.input_map) != ds.num_input:
             raise ValueError(
                 f"dataset.classify.num_input is {ds.num_input} but input_map names {len(ds.input_map)} "
@@ -294,6 +303,74 @@ def _type_problems(exc: ValidationError, file: str) -> list[Problem]:
     return problems
 
 
+def schema_keys(model: type[BaseModel] = ExperimentSpec, prefix: str = "") -> list[str]:
+    """Every dotted key the typed spec defines, sections included (`train`, `train.num_epochs`, …)."""
+    keys = []
+    for name, field in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        sub = _submodel(field.annotation)
+        if sub is not None:
+            keys.extend(schema_keys(sub, dotted + "."))
+    return keys
+
+
+_DOTTED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _known_override_key(key: str, keys: set[str]) -> bool:
+    """A key of the schema, a light under a free-form map, or a TAO key specloop accepts unused."""
+    if key in keys:
+        return True
+    prefixes = _FREE_FORM | TAO_ONLY_KEYS
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def override_problems(overrides: list[str], file: str) -> list[Problem]:
+    """Each `key=value` override checked against the schema before it is merged: an unparsable or
+    unknown key is an error naming it and the nearest valid key, never silently dropped."""
+    keys = set(schema_keys())
+    problems = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not _DOTTED_KEY.fullmatch(key):
+            problems.append(
+                Problem(
+                    file,
+                    "override-key",
+                    f"override {item!r} is not key=value with a dotted key (e.g. train.num_epochs=5)",
+                )
+            )
+            continue
+        if not _known_override_key(key, keys):
+            near = difflib.get_close_matches(key, sorted(keys), n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]}?" if near else "; see the keys of a TAO classify spec"
+            problems.append(Problem(file, "override-key", f"override {item!r}: unknown key {key}{hint}"))
+            continue
+        try:
+            OmegaConf.from_dotlist([item])
+        except (YAMLError, OmegaConfBaseException) as exc:
+            first = str(exc).strip().splitlines()[0]
+            problems.append(
+                Problem(
+                    file, "override-value", f"override {item!r}: value {value!r} does not parse ({first})"
+                )
+            )
+    return problems
+
+
+def _yaml_problem(exc: Exception, name: str) -> Problem:
+    """A YAML error as one sentence with the line it was found on."""
+    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
+        what = exc.problem or exc.context or type(exc).__name__
+        return Problem(
+            name, "spec-yaml", f"not a readable YAML file ({what})", line=exc.problem_mark.line + 1
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return Problem(name, "spec-yaml", f"not a readable YAML file ({first})")
+
+
 def spec_root(spec_path: Path) -> Path:
     """The folder relative spec paths resolve against: the workspace root for `<ws>/specs/*.yaml`."""
     parent = spec_path.resolve().parent
@@ -307,8 +384,21 @@ def load_spec_with_problems(
     name = display or str(path)
     if not path.is_file():
         return None, [Problem(name, "spec-missing", "spec file not found")]
+    if overrides:
+        bad = override_problems(list(overrides), name)
+        if bad:
+            return None, bad
     try:
         conf = OmegaConf.load(path)
+        if not conf:
+            return None, [
+                Problem(
+                    name,
+                    "spec-empty",
+                    "the spec is empty; a run needs at least dataset.classify's image_ext and input_map "
+                    "(start from a TAO classify spec)",
+                )
+            ]
         if overrides:
             conf = OmegaConf.merge(conf, OmegaConf.from_dotlist(list(overrides)))
         raw = OmegaConf.to_container(conf, resolve=True)
@@ -316,8 +406,7 @@ def load_spec_with_problems(
         first = str(exc).strip().splitlines()[0]
         return None, [Problem(name, "spec-interpolation", f"cannot resolve the spec: {first}")]
     except Exception as exc:  # yaml.YAMLError and friends: the file is not YAML at all
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return None, [Problem(name, "spec-yaml", f"not a readable YAML file ({first})")]
+        return None, [_yaml_problem(exc, name)]
     if not isinstance(raw, dict):
         return None, [Problem(name, "spec-yaml", "the spec must be a YAML mapping")]
 
