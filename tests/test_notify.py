@@ -36,7 +36,7 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for key in list(os.environ):
-        if key.startswith(("SPECLOOP_WEBHOOK", "SPECLOOP_TELEGRAM", "SPECLOOP_SMTP")):
+        if key.startswith(("SPECLOOP_WEBHOOK", "SPECLOOP_TELEGRAM", "SPECLOOP_SMTP", "SPECLOOP_NOTIFY")):
             monkeypatch.delenv(key)
 
 
@@ -269,6 +269,20 @@ def test_a_refusing_bot_api_is_a_failure_not_a_delivery(tmp_path: Path, http_pee
     assert "401 Unauthorized" in line["error"] and "wrong-token" not in line["error"]
 
 
+def test_only_the_chosen_events_are_sent(tmp_path: Path, http_peer: HttpPeer) -> None:
+    ws = _workspace(
+        tmp_path,
+        {
+            "SPECLOOP_WEBHOOK_URL": f"{http_peer.base}/hook/{HOOK_SECRET}",
+            "SPECLOOP_NOTIFY_EVENTS": "promoted, rolled_back",
+        },
+    )
+    notifiers = load_notifiers(ws / ".env")
+    for event in ("new_data", "promoted", "training_started", "rolled_back"):
+        notifiers.send(event, event.replace("_", " "), {})
+    assert [h["event"] for h in http_peer.hits(f"/hook/{HOOK_SECRET}")] == ["promoted", "rolled_back"]
+
+
 def test_no_channel_configured_sends_nothing(tmp_path: Path) -> None:
     notifiers = load_notifiers(tmp_path / "missing.env")
     assert notifiers.names == []
@@ -309,6 +323,7 @@ def test_an_unknown_event_is_a_bug(tmp_path: Path) -> None:
         ),
         ({"SPECLOOP_SMTP_HOST": "127.0.0.1", "SPECLOOP_SMTP_FROM": "a@b.c"}, "SPECLOOP_SMTP_TO", None),
         ({"SPECLOOP_SMTP_HOST": "h", "SPECLOOP_SMTP_STARTTLS": "maybe"}, "SPECLOOP_SMTP_STARTTLS", 3),
+        ({"SPECLOOP_NOTIFY_EVENTS": "promoted,promote"}, "SPECLOOP_NOTIFY_EVENTS", 2),
     ],
 )
 def test_a_bad_setting_names_its_key_and_line_never_its_value(

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from specloop.errors import SpecloopError
+from specloop.skills.notify.events import EVENTS
 
 TELEGRAM_API = "https://api.telegram.org"
 _TRUE = ("1", "true", "yes", "on")
@@ -49,6 +50,8 @@ class NotifySettings:
     webhook: WebhookSettings | None
     telegram: TelegramSettings | None
     smtp: SmtpSettings | None
+    # the events sent (SPECLOOP_NOTIFY_EVENTS; default: all)
+    events: frozenset[str]
     # every value read from the file, for redaction
     file_values: Mapping[str, str]
 
@@ -145,6 +148,20 @@ def _telegram(src: _Source) -> TelegramSettings | None:
     return TelegramSettings(token, chat_id, api)
 
 
+def _events(src: _Source) -> frozenset[str]:
+    value = src.get("SPECLOOP_NOTIFY_EVENTS")
+    if value is None:
+        return frozenset(EVENTS)
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in EVENTS]
+    if unknown or not names:
+        raise src.error(
+            "SPECLOOP_NOTIFY_EVENTS",
+            f"names unknown events ({', '.join(unknown) or 'none given'}); known: {', '.join(EVENTS)}",
+        )
+    return frozenset(names)
+
+
 def load_settings(env_file: Path | None) -> NotifySettings:
     """The notifier settings in ``env_file`` (and the environment); none configured is valid."""
     src = _Source(env_file)
@@ -153,5 +170,6 @@ def load_settings(env_file: Path | None) -> NotifySettings:
         webhook=WebhookSettings(webhook) if webhook else None,
         telegram=_telegram(src),
         smtp=_smtp(src),
+        events=_events(src),
         file_values=src.file_values,
     )

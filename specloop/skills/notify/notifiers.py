@@ -20,21 +20,12 @@ from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from specloop.ledger.redaction import collect_secrets, protect_logs, redact, redact_obj
 from specloop.skills.notify.config import NotifySettings, load_settings
+from specloop.skills.notify.events import EVENTS
 from specloop.skills.notify.smtp import SmtpNotifier
 from specloop.skills.notify.telegram import TelegramNotifier
 from specloop.skills.notify.text import body
 from specloop.skills.notify.webhook import WebhookNotifier
 
-EVENTS = (
-    "new_data",
-    "training_started",
-    "training_finished",
-    "training_failed",
-    "promoted",
-    "rejected",
-    "rolled_back",
-    "resource_alarm",
-)
 ATTEMPTS = 3
 WAIT_S = 0.5
 
@@ -48,7 +39,7 @@ class Notifier(Protocol):
 
 
 class Notifiers:
-    """The configured channels, the secrets to keep out of every record, and an optional JSONL log."""
+    """The configured channels, the events they get, the secrets to keep out of every record, a JSONL log."""
 
     def __init__(
         self,
@@ -58,8 +49,10 @@ class Notifiers:
         log_path: Path | None = None,
         attempts: int = ATTEMPTS,
         wait_s: float = WAIT_S,
+        events: frozenset[str] = frozenset(EVENTS),
     ) -> None:
         self.channels = tuple(channels)
+        self.events = events
         self.secrets = secrets
         self.log_path = log_path
         self.attempts = attempts
@@ -75,6 +68,8 @@ class Notifiers:
         """Deliver ``event`` to every channel; failures are retried, then logged, never raised."""
         if event not in EVENTS:
             raise ValueError(f"unknown notification event {event!r}; known: {', '.join(EVENTS)}")
+        if event not in self.events:
+            return
         plain = json.loads(json.dumps(dict(fields), default=str))
         payload = redact_obj(
             {
@@ -170,5 +165,10 @@ def load_notifiers(
     """
     settings = load_settings(env_file)
     return Notifiers(
-        channels_for(settings), secrets_of(settings), log_path=log_path, attempts=attempts, wait_s=wait_s
+        channels_for(settings),
+        secrets_of(settings),
+        log_path=log_path,
+        attempts=attempts,
+        wait_s=wait_s,
+        events=settings.events,
     )
