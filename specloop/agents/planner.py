@@ -9,11 +9,14 @@ from typing import Any
 from specloop.agents.base import Agent, StageResult
 from specloop.agents.dataset import Dataset
 from specloop.agents.ops import Ops
+from specloop.errors import HardStop
 from specloop.ledger import state as ledger_state
 from specloop.ledger.files import atomic_write_text
 from specloop.ledger.layout import iteration_number
 from specloop.ledger.requests import stop_request
 from specloop.pipelines.registry import GATE
+from specloop.skills.aoi.check import synthetic_pool_gap
+from specloop.skills.aoi.problems import errors
 from specloop.skills.aoi.schema import read_csv
 from specloop.skills.aoi.spec import load_spec
 from specloop.skills.mining import resolve_embedder
@@ -43,17 +46,24 @@ class Planner(Agent):
         options = ctx.config()["options"]
         ws = ctx.workspace
         spec = load_spec(ws.spec)
-        env = self.tool("ops.env_probe", "preflight", "baseline", Ops(ctx).environment, spec=spec)
         cfg = {k: options.get(k) if options.get(k) is not None else v for k, v in DEFAULTS.items()}
+
+        def targets(st: dict[str, Any]) -> None:  # first: a stop below still reports against them
+            st["config"] |= cfg
+            st["max_iterations"] = cfg["max_iterations"]
+            st["kpi_target"] = kpi_target_text(cfg["far_target"])
+
+        ledger_state.update(ctx.run_dir, targets)
         baseline_epochs = options.get("epochs") or spec.train.num_epochs or DEFAULT_EPOCHS
         cfg |= {
             "baseline_epochs": int(baseline_epochs),
             "finetune_epochs": int(options.get("finetune_epochs") or max(1, baseline_epochs // 2)),
             "finetune_lr": spec.train.optim.lr * 0.5,
             "spec_file": str(ws.spec),
-            "device": env["device"],
-            "device_name": env["device_name"],
         }
+        self._prove_plan(spec, (cfg["baseline_epochs"], cfg["finetune_epochs"]), options)
+        env = self.tool("ops.env_probe", "preflight", "baseline", Ops(ctx).environment, spec=spec)
+        cfg |= {"device": env["device"], "device_name": env["device_name"]}
         embedder, reason = resolve_embedder(cfg["embedder"])
         if embedder.startswith("changenet:") or (embedder == "pixels" and cfg["embedder"] == "siglip"):
             embedder = "changenet:baseline"
@@ -150,6 +160,21 @@ class Planner(Agent):
             f"{env['device']}; about {math.ceil(est / 60)} min"
         )
         return StageResult(one_line, {"estimated_seconds": est, "defect_types": defect_types})
+
+    def _prove_plan(self, spec: Any, epochs: tuple[int, ...], options: dict[str, Any]) -> None:
+        """Stop before the gate on anything that would fail after approval (the first reason only)."""
+        from specloop.skills.changenet.preflight import check_plan
+
+        ws = self.ctx.workspace
+        found = errors(check_plan(spec, ws.root, ws.rel(ws.spec), epochs=epochs))
+        if found:
+            raise HardStop(found[0].rule, found[0].sentence().removesuffix(f" [{found[0].rule}]"))
+        gap = synthetic_pool_gap(ws)
+        if gap is not None and not options.get("no_synthetic_pool"):
+            raise HardStop(
+                "synthetic-pool-missing",
+                f"{gap}; add one, or start the run with --no-synthetic-pool to run without it",
+            )
 
     def gate_request(self, label: str) -> dict[str, Any]:
         """What the gate asks (read only: LangGraph re-runs the gate node up to its interrupt)."""

@@ -39,11 +39,6 @@ def _is_main() -> bool:
 def _load(spec_path: Path, overrides: list[str] | None) -> tuple[ExperimentSpec, Path]:
     from specloop.skills.aoi.spec import load_spec, spec_root
 
-    bad = [o for o in overrides or [] if "=" not in o]
-    if bad:
-        raise SpecloopError(
-            f"override {bad[0]!r} is not key=value (e.g. train.num_epochs=5).", rule="override"
-        )
     return load_spec(spec_path, list(overrides or [])), spec_root(spec_path)
 
 

@@ -50,6 +50,10 @@ def _images_dir_for(
 
 def _check_out(out: Path, ws: Workspace) -> None:
     """A run writes only under <workspace>/results/ when it writes inside the workspace at all."""
+    if out.exists() and not out.is_dir():
+        raise SpecloopError(
+            f"--out {out} is an existing file; name a folder (it is created when missing).", rule="out"
+        )
     root, target = ws.root.resolve(), out.resolve()
     if target.is_relative_to(root) and not target.is_relative_to(ws.results.resolve()):
         raise SpecloopError(

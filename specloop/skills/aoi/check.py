@@ -7,21 +7,23 @@ with a severity; any error makes the workspace unusable for a run.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from specloop.errors import ContractError
-from specloop.skills.aoi.images import image_files
+from specloop.skills.aoi.images import image_files, mode_problem, open_image
 from specloop.skills.aoi.layout import Split, Workspace
 from specloop.skills.aoi.problems import Problem
 from specloop.skills.aoi.schema import (
     FIRST_DATA_LINE,
     GOOD_LABEL,
+    LEAKAGE_KEY,
     check_rows,
     leakage_keys,
     read_csv,
@@ -33,6 +35,8 @@ MAX_SIDE = 8192
 # At most this many findings per (file, rule) are listed one by one; the rest are summarised.
 MAX_PER_RULE = 20
 LEAKAGE_SETS = ("training", "validation", "kpi", "holdout")
+# Sets whose FAR at 100 % recall is reported: undefined without both PASS and defect rows.
+SCORED_SETS = ("kpi", "holdout")
 
 
 @dataclass
@@ -93,9 +97,14 @@ class _ImageProbe:
         if not resolved.is_file():
             return "is missing"
         try:
-            with Image.open(resolved) as img:
+            with open_image(resolved) as img:
+                problem = mode_problem(img)
+                if problem is not None:
+                    return problem
                 img.load()
                 size = img.size
+        except ContractError:
+            return "has a header claiming more pixels than the limit (a decompression bomb?)"
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             return "does not decode as an image"
         w, h = size
@@ -129,19 +138,26 @@ class _Collector:
                 )
 
 
-def check_workspace(root: Path) -> CheckReport:
-    """Validate a DEFT workspace against the data contract. Raises ContractError if `root` is no folder."""
+def check_workspace(root: Path, *, plan: bool = True) -> CheckReport:
+    """Validate a DEFT workspace against the data contract. Raises ContractError if `root` is no folder.
+
+    With `plan`, the spec's model is also built (on the meta device) to prove it can train here."""
     if not root.is_dir():
         raise ContractError(f"{root}: workspace folder not found.")
     ws = Workspace(root)
     report = CheckReport(workspace=root)
     out = _Collector(report)
+    out.extend(_check_writable(ws))
 
     spec, spec_problems = load_spec_with_problems(ws.spec, display=ws.rel(ws.spec))
     report.spec = spec
     out.extend(spec_problems)
     if spec is not None:
         out.extend(_spec_paths(spec, ws))
+        if plan:
+            from specloop.skills.changenet.preflight import check_plan
+
+            out.extend(check_plan(spec, ws.root, ws.rel(ws.spec)))
 
     probe = _ImageProbe(root)
     frames: dict[str, pd.DataFrame] = {}
@@ -165,18 +181,75 @@ def check_workspace(root: Path) -> CheckReport:
         if df.empty:
             out.add(Problem(name, "empty-csv", f"the {split.name} CSV has no rows", "error"))
         out.extend(check_rows(df, name))
+        out.extend(_check_classes(df, split.name, name))
+        out.extend(_check_duplicates(df, name))
         if spec is None:
             out.add(
                 Problem(name, "images-skipped", "image checks skipped because the spec did not load", "note")
             )
         else:
-            out.extend(_check_images(df, split, spec, probe, name))
+            out.extend(_collapse_missing(_check_images(df, split, spec, probe, name), df, spec, name))
 
     out.extend(_check_leakage(frames, ws))
     out.extend(_check_mining_coverage(frames, ws))
     report.synthetic_pairs = _check_synthetic_pool(ws, probe, out)
     out.close()
     return report
+
+
+def _check_writable(ws: Workspace) -> list[Problem]:
+    """A run writes under results/: it must be a folder (or absent) this process may write in."""
+    results = ws.results
+    if results.exists() and not results.is_dir():
+        return [Problem(ws.rel(results), "results-not-folder", "is a file; a run writes its folders here")]
+    where = results if results.is_dir() else ws.root
+    if not os.access(where, os.W_OK | os.X_OK):
+        return [
+            Problem(
+                ws.rel(where) if where != ws.root else str(ws.root),
+                "workspace-read-only",
+                "is not writable by this user (read-only workspace?); a run writes under results/",
+            )
+        ]
+    return []
+
+
+def _check_classes(df: pd.DataFrame, split: str, file: str) -> list[Problem]:
+    """A scored set needs both classes (FAR at 100 % recall is undefined otherwise)."""
+    if df.empty:
+        return []
+    n_pass = int((df["label"] == GOOD_LABEL).sum())
+    n_defect = len(df) - n_pass
+    if split in SCORED_SETS and (n_pass == 0 or n_defect == 0):
+        missing = "PASS" if n_pass == 0 else "defect"
+        return [
+            Problem(
+                file,
+                "kpi-classes",
+                f"the {split} set has no {missing} rows, so FAR at 100 % recall is undefined; it needs both "
+                "PASS and defect rows",
+            )
+        ]
+    if split == "training" and n_defect == 0:
+        return [Problem(file, "training-no-defects", "the training set has no defect rows", "warning")]
+    return []
+
+
+def _check_duplicates(df: pd.DataFrame, file: str) -> list[Problem]:
+    """Rows repeated within one CSV (same leakage key): counted twice in training and scoring."""
+    key = leakage_keys(df)
+    repeated = key.duplicated(keep="first")
+    first_line = {k: int(i) + FIRST_DATA_LINE for i, k in key[~repeated].items()}
+    return [
+        Problem(
+            file,
+            "duplicate-row",
+            f"row repeats line {first_line[key[i]]} on ({', '.join(LEAKAGE_KEY)})",
+            "warning",
+            line=int(i) + FIRST_DATA_LINE,
+        )
+        for i in key.index[repeated]
+    ]
 
 
 def _spec_paths(spec: ExperimentSpec, ws: Workspace) -> list[Problem]:
@@ -225,7 +298,13 @@ def _check_images(
             for f in files:
                 result = probe.probe(f)
                 if isinstance(result, str):
-                    rule = "path-outside-workspace" if "outside" in result else "image-unreadable"
+                    rule = (
+                        "path-outside-workspace"
+                        if "outside" in result
+                        else "image-too-large"
+                        if "limit" in result
+                        else "image-unreadable"
+                    )
                     shown = _shown(f, probe.root)
                     problems.append(Problem(file, rule, f"{side} image {shown} {result}", line=line))
                 else:
@@ -243,6 +322,27 @@ def _check_images(
                         )
                     )
     return problems
+
+
+def _collapse_missing(
+    problems: list[Problem], df: pd.DataFrame, spec: ExperimentSpec, file: str
+) -> list[Problem]:
+    """When no image of a CSV exists, the cause is the spec or the folder, not each row: one sentence."""
+    missing = [p for p in problems if p.message.endswith(" is missing")]
+    sides = 2 * max(len(spec.lights()), 1)
+    if not missing or len(missing) < sides * len(df):
+        return problems
+    ds = spec.dataset.classify
+    example = missing[0].message.removesuffix(" is missing").split(" image ", 1)[-1]
+    return [
+        Problem(
+            file,
+            "images-missing",
+            f"none of the {len(missing)} image files of this CSV exist (the first would be {example}); check "
+            f"its images folder and the spec's dataset.classify.image_ext ({ds.image_ext!r}) and input_map "
+            f"({', '.join(spec.lights()) or 'none: one image per side'})",
+        )
+    ]
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -300,11 +400,31 @@ def _check_mining_coverage(frames: dict[str, pd.DataFrame], ws: Workspace) -> li
     ]
 
 
+def synthetic_pool_gap(ws: Workspace) -> str | None:
+    """Why the workspace has no usable pre-generated pool (missing or empty), or None when it has one."""
+    dirs = [d for d in (ws.reconstructed_dir, ws.original_dir) if d.is_dir()]
+    if not dirs:
+        return (
+            f"{ws.rel(ws.anomalygen_dir)} has no pre-generated pool (reconstructed_image/, original_image/)"
+        )
+    if not any(p.is_file() for d in dirs for p in d.iterdir()):
+        return f"the pre-generated pool in {ws.rel(ws.anomalygen_dir)} has no images"
+    return None
+
+
 def _check_synthetic_pool(ws: Workspace, probe: _ImageProbe, out: _Collector) -> int:
     """reconstructed_image/ (NG) and original_image/ (OK) must pair 1-to-1 by file name and decode."""
     rec_dir, orig_dir = ws.reconstructed_dir, ws.original_dir
     if not rec_dir.is_dir() and not orig_dir.is_dir():
-        out.add(Problem(ws.rel(ws.anomalygen_dir), "synthetic-pool-missing", "no pre-generated pool", "note"))
+        out.add(
+            Problem(
+                ws.rel(ws.anomalygen_dir),
+                "synthetic-pool-missing",
+                "no pre-generated pool (reconstructed_image/, original_image/); a run stops at pre-flight "
+                "unless started with --no-synthetic-pool",
+                "warning",
+            )
+        )
         return 0
     rec = {p.name for p in rec_dir.iterdir() if p.is_file()} if rec_dir.is_dir() else set()
     orig = {p.name for p in orig_dir.iterdir() if p.is_file()} if orig_dir.is_dir() else set()
@@ -313,6 +433,16 @@ def _check_synthetic_pool(ws: Workspace, probe: _ImageProbe, out: _Collector) ->
     for name in sorted(orig - rec):
         out.add(
             Problem(ws.rel(orig_dir / name), "synthetic-unpaired", "has no reconstructed_image/ counterpart")
+        )
+    if not rec and not orig:
+        out.add(
+            Problem(
+                ws.rel(ws.anomalygen_dir),
+                "synthetic-pool-empty",
+                "the pre-generated pool has no images; a run stops at pre-flight unless started with "
+                "--no-synthetic-pool",
+                "warning",
+            )
         )
     for name in sorted(rec & orig):
         for d in (rec_dir, orig_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -28,6 +29,9 @@ COLUMNS: tuple[str, ...] = (
 MANDATORY: tuple[str, ...] = COLUMNS[:4]
 LEAKAGE_KEY: tuple[str, ...] = ("input_path", "golden_path", "label", "object_name", "boardname")
 GOOD_LABEL = "PASS"
+
+# Labels that read as "no value" to a person but would become a defect type here.
+MISSING_LIKE = frozenset({"nan", "none", "null", "n/a", "na", "-", "?"})
 
 # Data rows start on line 2 of a CSV file (line 1 is the header).
 FIRST_DATA_LINE = 2
@@ -95,11 +99,33 @@ def check_rows(df: pd.DataFrame, file: str) -> list[Problem]:
                     line=line,
                 )
             )
+        elif label != GOOD_LABEL and (warning := label_lookalike(label)):
+            problems.append(Problem(file, "label-lookalike", warning, "warning", line=line))
         for col in ("input_path", "golden_path"):
             reason = unsafe_relative_path(values[col])
             if reason:
                 problems.append(Problem(file, "path-outside-workspace", f"{col} {reason}", line=line))
     return problems
+
+
+def _latin_skeleton(text: str) -> str:
+    """Each letter as the Latin capital it looks like (Cyrillic А, Greek Α → A), by its Unicode name."""
+    out = []
+    for ch in unicodedata.normalize("NFKC", text):
+        name = unicodedata.name(ch, "")
+        letter = name.rsplit(" ", 1)[-1] if " LETTER " in name else ch
+        out.append(letter if len(letter) == 1 else ch)
+    return "".join(out).upper()
+
+
+def label_lookalike(label: str) -> str | None:
+    """Why a defect label is probably a mistake (looks like PASS, or like a missing value), else None."""
+    if label.strip().lower() in MISSING_LIKE:
+        return f"label {label!r} looks like a missing value but is read as a defect type"
+    if not label.isascii() and _latin_skeleton(label.strip()) == GOOD_LABEL:
+        odd = ", ".join(f"U+{ord(ch):04X} {unicodedata.name(ch, '?')}" for ch in label if not ch.isascii())
+        return f"label {label!r} looks like PASS but contains {odd}, so it is read as a defect type"
+    return None
 
 
 def unsafe_relative_path(value: str) -> str | None:

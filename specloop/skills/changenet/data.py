@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
 from specloop.errors import ContractError
-from specloop.skills.aoi.images import grid_shape, image_files, light_names
+from specloop.skills.aoi.images import grid_shape, image_files, light_names, open_image, to_rgb
 from specloop.skills.aoi.schema import FIRST_DATA_LINE, GOOD_LABEL, check_rows, read_csv
 from specloop.skills.aoi.spec import DatasetClassifyConfig
 
@@ -82,8 +82,8 @@ def decode_tiles(files: Sequence[Path], layout: ImageLayout, where: str) -> np.n
     out = np.empty((len(files), 3, layout.height, layout.width), dtype=np.uint8)
     for i, f in enumerate(files):
         try:
-            with Image.open(f) as img:
-                rgb = img.convert("RGB")
+            with open_image(f) as img:
+                rgb = Image.fromarray(to_rgb(img, f))
                 if rgb.size != (layout.width, layout.height):
                     rgb = rgb.resize((layout.width, layout.height), Image.BILINEAR)
                 out[i] = np.asarray(rgb).transpose(2, 0, 1)

@@ -7,6 +7,7 @@ pixel baseline) and why, in one sentence the caller shows the user.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +22,7 @@ __all__ = [
     "LightsJoin",
     "PixelEmbedder",
     "SiglipNotFound",
+    "check_embedder",
     "find_siglip",
     "get_embedder",
     "l2_normalise",
@@ -97,6 +99,7 @@ def resolve_embedder(
         return preferred, f"using the backbone features of ChangeNet checkpoint {arg}."
     if kind == "timm" and arg:
         name, weights = _split_at(arg)
+        _check_timm_name(preferred, name)
         if weights is not None and not weights.is_file():
             raise SpecloopError(f"embedder {preferred}: weights file {weights} not found.")
         how = f"weights {weights}" if weights else "random initialisation (no weights file given)"
@@ -104,3 +107,19 @@ def resolve_embedder(
     if preferred == "pixels":
         return preferred, "using the pixel baseline (downsampled, mean-centred pixels; no model)."
     raise SpecloopError(f"unknown embedder {preferred!r}; use {EMBEDDER_HELP}.")
+
+
+def check_embedder(spec_name: str) -> None:
+    """Refuse an embedder that cannot run before anything trains (SigLIP is looked for at pre-flight,
+    where it may fall back): an unknown kind, a name timm does not know, a missing file."""
+    if spec_name.partition(":")[0] != "siglip":
+        resolve_embedder(spec_name)
+
+
+def _check_timm_name(preferred: str, name: str) -> None:
+    import timm
+
+    if not timm.is_model(name):
+        near = difflib.get_close_matches(name, timm.list_models(), n=1)
+        hint = f"; did you mean {near[0]}?" if near else " (see timm.list_models())."
+        raise SpecloopError(f"embedder {preferred}: {name!r} is not a timm model name{hint}", rule="embedder")
