@@ -85,12 +85,15 @@ def _run(
     finetune_epochs: int | None = None,
     mining: str = "knn",
     specs: list[Path] | None = None,
+    no_synthetic_pool: bool = False,
 ) -> None:
     for flag, value in (("--epochs", epochs), ("--finetune-epochs", finetune_epochs)):
         if value is not None and value < 1:
             raise SpecloopError(f"{flag} must be at least 1, not {value}.")
     if mining not in ("knn", "random"):
         raise SpecloopError(f"--mining {mining!r} is not one of knn, random.")
+    if embedder is not None:
+        _check_embedder(embedder, "--embedder")
     options: dict[str, Any] = {
         **_llm_options(workspace, llm, record),
         "max_iterations": max_iterations,
@@ -102,6 +105,7 @@ def _run(
         "progress": progress,
         "checkpointer": checkpointer,
         "specs": [str(p.resolve()) for p in specs] if specs else None,
+        "no_synthetic_pool": no_synthetic_pool,
     }
     if max_iterations is not None and max_iterations < 1:
         raise SpecloopError("--max-iterations must be at least 1.")
@@ -111,6 +115,15 @@ def _run(
     console.print(f"run directory: {run_dir}", highlight=False)
     approver = _approver if (not yes and stdin_is_interactive()) else None
     _finish(drive(run_dir, yes=yes, approver=approver, checkpointer_url=checkpointer), as_json)
+
+
+def _check_embedder(embedder: str, where: str) -> None:
+    from specloop.skills.mining.embedders import check_embedder
+
+    try:
+        check_embedder(embedder)
+    except SpecloopError as exc:
+        raise SpecloopError(f"{where}: {exc.message}", rule="embedder") from None
 
 
 _WS = typer.Option(..., "--workspace", "-w", help="The DEFT workspace folder.")
@@ -141,6 +154,12 @@ _SPECS = typer.Option(
     "--specs",
     help="Read the stage contracts from these spec files or folders (default: the shipped specs).",
 )
+_NO_POOL = typer.Option(
+    False,
+    "--no-synthetic-pool",
+    help="Run without a pre-generated pool (augmentation/anomalygen/); without this flag its absence "
+    "is a hard stop at pre-flight.",
+)
 _MINING = typer.Option(
     "knn", "--mining", help="knn (default), or random: as many rows drawn at random (an ablation control)."
 )
@@ -162,6 +181,7 @@ def run(
     finetune_epochs: int | None = _FT_EPOCHS,
     mining: str = _MINING,
     specs: list[Path] | None = _SPECS,
+    no_synthetic_pool: bool = _NO_POOL,
 ) -> None:
     """Start a DEFT run on a workspace (pre-flight, one approval, baseline, iterations, report)."""
     _run(
@@ -179,6 +199,7 @@ def run(
         finetune_epochs=finetune_epochs,
         mining=mining,
         specs=specs,
+        no_synthetic_pool=no_synthetic_pool,
     )
 
 
@@ -221,7 +242,9 @@ def _existing_run(run_dir: Path) -> dict[str, Any]:
 
     if not ledger_state.state_path(run_dir).is_file():
         raise SpecloopError(f"{run_dir}: not a DEFT run directory (no deft_state.json).")
-    return ledger_state.load(run_dir)
+    st = ledger_state.load(run_dir)
+    ledger_state.check_deft(run_dir, st)
+    return st
 
 
 @app.command()
@@ -234,6 +257,8 @@ def resume(
     from specloop.graph.run import drive, stdin_is_interactive
 
     st = _existing_run(run_dir)
+    if st["config"]["options"].get("embedder") is not None:
+        _check_embedder(st["config"]["options"]["embedder"], f"{run_dir} was started with --embedder")
     approver = _approver if (not yes and stdin_is_interactive()) else None
     url = st["config"]["options"].get("checkpointer")
     _finish(drive(run_dir, yes=yes, approver=approver, checkpointer_url=url), as_json)
@@ -277,13 +302,16 @@ def status(
         return
     out = Console()
     out.print(
-        f"[bold]{run_dir.name}[/] status {st['status']}, iteration {st['current_iteration']}/"
-        f"{st['max_iterations']}, target {st['kpi_target'] or 'not set yet'}"
+        f"[bold]{escape(run_dir.name)}[/] "
+        + escape(
+            f"status {st['status']}, iteration {st['current_iteration']}/{st['max_iterations']}, "
+            f"target {st['kpi_target'] or 'not set yet'}"
+        )
     )
     for e in entries[-lines:]:
         out.print(
-            f"  #{e['seq']:>3} {e['iter']:<8} {e['stage']:<13} {e['status']:<5} {e['summary']}",
+            escape(f"  #{e['seq']:>3} {e['iter']:<8} {e['stage']:<13} {e['status']:<5} {e['summary']}"),
             highlight=False,
         )
     if st.get("stop"):
-        out.print(f"stopped: {st['stop']}", highlight=False)
+        out.print(escape(f"stopped: {st['stop']}"), highlight=False)

@@ -7,11 +7,13 @@ applies a change and writes the whole file atomically — never a partial file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from specloop.errors import SpecloopError
 from specloop.ledger.files import atomic_write_json, read_json
 
 STATE_FILE = "deft_state.json"
@@ -44,8 +46,42 @@ def new_state(
     }
 
 
+# What `deft resume` and `deft status` read from a DEFT state, with the type each must have.
+DEFT_KEYS: dict[str, type | tuple[type, ...]] = {
+    "status": str,
+    "config": dict,
+    "iterations": dict,
+    "current_iteration": int,
+    "max_iterations": int,
+    "kpi_target": str,
+}
+
+
 def load(run_dir: Path) -> dict[str, Any]:
-    return read_json(state_path(run_dir))
+    """The state; a file that is not a JSON object is one sentence naming it (SpecloopError)."""
+    path = state_path(run_dir)
+    try:
+        state = read_json(path)
+    except json.JSONDecodeError as exc:
+        reason = "is empty" if not exc.doc.strip() else f"is not valid JSON (line {exc.lineno}: {exc.msg})"
+        raise SpecloopError(f"{path} {reason}; the run's state cannot be read.", rule="state-file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecloopError(f"{path} cannot be read ({exc}).", rule="state-file") from None
+    if not isinstance(state, dict):
+        raise SpecloopError(
+            f"{path} holds a JSON {type(state).__name__}, not the object a run's state is.", rule="state-file"
+        )
+    return state
+
+
+def check_deft(run_dir: Path, state: dict[str, Any]) -> None:
+    """Raise SpecloopError naming the first key a DEFT state lacks or holds with the wrong type."""
+    path = state_path(run_dir)
+    for key, kind in DEFT_KEYS.items():
+        if not isinstance(state.get(key), kind):
+            raise SpecloopError(f"{path}: key {key!r} is missing or malformed.", rule="state-file")
+    if not isinstance(state["config"].get("options"), dict):
+        raise SpecloopError(f"{path}: key 'config.options' is missing or malformed.", rule="state-file")
 
 
 def save(run_dir: Path, state: dict[str, Any]) -> None:
