@@ -20,6 +20,13 @@ from torch import Tensor, nn
 
 from specloop.errors import SpecloopError
 from specloop.skills.aoi.spec import ExperimentSpec
+from specloop.skills.changenet.backbones import (
+    TAO_BACKBONES,
+    VitPyramid,
+    build_tao_backbone,
+    nearest_supported,
+    unsupported_reason,
+)
 
 
 class DifferenceBlock(nn.Module):
@@ -65,7 +72,10 @@ class ChangeNet(nn.Module):
         self.channels = channels[-self.n_scales :]
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
-            self.backbone.requires_grad_(False)
+            frozen = self.backbone.trunk if isinstance(self.backbone, VitPyramid) else self.backbone
+            frozen.requires_grad_(False)
+            if isinstance(self.backbone, VitPyramid):
+                self.backbone.trunk_frozen = True  # its pyramid necks still learn
         if difference_module == "learnable":
             self.diff = nn.ModuleList(DifferenceBlock(c, embed_dec) for c in self.channels)
             fused = 2 * embed_dec * self.n_scales
@@ -89,7 +99,7 @@ class ChangeNet(nn.Module):
 
     def features(self, x: Tensor) -> list[Tensor]:
         """The deepest `n_scales` feature maps of a batch of joined images."""
-        if self.freeze_backbone:
+        if self.freeze_backbone and not isinstance(self.backbone, VitPyramid):
             with torch.no_grad():
                 return self.backbone(x)[-self.n_scales :]
         return self.backbone(x)[-self.n_scales :]
@@ -135,18 +145,27 @@ class ContrastiveLoss(nn.Module):
         return ((1 - y) * d.pow(2) + y * (self.margin - d).clamp(min=0).pow(2)).mean()
 
 
-def create_backbone(name: str, weights: Path | None = None) -> nn.Module:
-    """A timm feature-pyramid backbone; weights only from a local file, never downloaded."""
-    if not timm.is_model(name):
+def create_backbone(name: str, weights: Path | None = None, **arch_overrides: Any) -> nn.Module:
+    """A feature-pyramid backbone: a TAO ViT name (`backbones.TAO_BACKBONES`) or any timm model.
+
+    Weights only from a local file, never downloaded. `arch_overrides` go to the TAO ViT's timm
+    constructor (tests shrink a ViT with `depth=2`)."""
+    reason = unsupported_reason(name)
+    if reason is not None:
+        raise SpecloopError(reason, rule="unsupported-backbone")
+    if name not in TAO_BACKBONES and not timm.is_model(name):
         raise SpecloopError(
-            f"model.backbone.type {name!r} is not a timm model name (see timm.list_models()) "
-            "[unknown-backbone]."
+            f"model.backbone.type {name!r} is not a timm model name (see timm.list_models()) or a TAO "
+            f"backbone; the nearest TAO one is {nearest_supported(name)!r}.",
+            rule="unknown-backbone",
         )
     if weights is not None and not weights.is_file():
         raise SpecloopError(
             f"model.backbone.pretrained_backbone_path {weights} does not exist.", rule="backbone-weights"
         )
     try:
+        if name in TAO_BACKBONES:
+            return build_tao_backbone(name, weights, arch_overrides)
         if weights is None:
             return timm.create_model(name, features_only=True, pretrained=False)
         return timm.create_model(
