@@ -252,3 +252,55 @@ def test_bugfix_report_closes_only_with_every_critical_fixed(tmp_path: Path) -> 
     (tmp_path / "b.json").write_text(json.dumps(r.to_dict()))
     check = CHECK_KINDS["bugfix_closed"](id="b", check="bugfix_closed", name="n", path="b.json")
     assert check.evaluate(CheckEnv(tmp_path, {}))[0]
+
+
+@pytest.fixture
+def patched_repo(tmp_path: Path) -> Path:
+    """A small git project with a traceback's worth of files."""
+    import git
+
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "configs").mkdir()
+    (project / "src" / "train.py").write_text("".join(f"line {i}\n" for i in range(1, 21)))
+    (project / "configs" / "default.yaml").write_text("train: {lr: 0.1}\n")
+    (project / "other.py").write_text("x = 1\n")
+    repo = git.Repo.init(project)
+    repo.git.add(A=True)
+    repo.index.commit("start")
+    return project
+
+
+def _diff(project: Path, path: str, *edits: tuple[str, str]) -> str:
+    """A real diff of the edits (old, new), made by git, with the file then restored."""
+    import git
+
+    file = project / path
+    text = new = file.read_text()
+    for old, changed in edits:
+        new = new.replace(old, changed)
+    file.write_text(new)
+    diff = git.Repo(project).git.diff("--", path) + "\n"
+    file.write_text(text)
+    return diff
+
+
+def test_a_model_diff_applies_whole_or_is_refused_naming_file_and_hunk(patched_repo: Path) -> None:
+    from specloop.skills.target.patch import PatchRejected, apply_diff, diff_of, failure_view
+
+    out = f'Traceback (most recent call last):\n  File "{patched_repo}/src/train.py", line 3, in main\nKeyError: sk-secret-0123456789abcdef'
+    view = failure_view(out, patched_repo, frozenset({"sk-secret-0123456789abcdef"}))
+    assert list(view.files) == ["src/train.py", "configs/default.yaml"]
+    assert "sk-secret" not in view.output and "[REDACTED]" in view.prompt("KeyError: X")
+    good = _diff(patched_repo, "src/train.py", ("line 3\n", "line three\n"))
+    assert diff_of(f"Here it is:\n```diff\n{good}```\nDone.") == good and diff_of("no diff here") is None
+    two = _diff(patched_repo, "src/train.py", ("line 3\n", "line three\n"), ("line 15\n", "line fifteen\n"))
+    stale = two.replace(" line 16\n", " line sixteen\n")  # hunk 2's context no longer matches
+    with pytest.raises(PatchRejected, match=r"does not apply to src/train.py: hunk 2 \(at line 12\)"):
+        apply_diff(patched_repo, stale, list(view.files))
+    assert "line 3\n" in (patched_repo / "src" / "train.py").read_text()  # hunk 1 was not applied either
+    outside = _diff(patched_repo, "other.py", ("x = 1", "x = 2"))
+    with pytest.raises(PatchRejected, match=r"changes other\.py, which is not one of the files it was shown"):
+        apply_diff(patched_repo, outside, list(view.files))
+    assert apply_diff(patched_repo, good, list(view.files)) == ["src/train.py"]
+    assert "line three\n" in (patched_repo / "src" / "train.py").read_text()

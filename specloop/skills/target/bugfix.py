@@ -17,6 +17,7 @@ class Attempt:
     diff: str
     result: str  # what the next run showed: "passed", "new error", "same error", …
     key: str = ""  # the signature's key, to tell whether it came back
+    model: str | None = None  # the model that drafted the diff, when no rule knew the error
 
 
 @dataclass
@@ -77,7 +78,7 @@ class BugfixReport:
         lines += ["", "## Attempts", ""]
         for a in self.attempts:
             lines += [
-                f"### Attempt {a.n}: {a.rule or 'no rule'}",
+                f"### Attempt {a.n}: {a.rule or (f'diff by model {a.model}' if a.model else 'no rule')}",
                 "",
                 f"- error: `{a.signature}`",
                 f"- fix: {a.action}",
