@@ -49,9 +49,8 @@ from specloop.errors import SpecloopError
 from specloop.graph.build import build_graph
 from specloop.graph.chat_router import LOBBY, build_chat_graph, chat_thread
 from specloop.graph.chat_runner import ChatEvent, GateReached, RunEnded, RunThread, gate_reached, run_ended
-from specloop.graph.checkpointer import open_checkpointer
 from specloop.graph.create_start import start_create
-from specloop.graph.run import create_run, specs_of, thread_config
+from specloop.graph.run import create_run, open_run, specs_of, thread_config
 from specloop.ledger import state as ledger_state
 from specloop.ledger.requests import STOP_REQUEST, request_stop
 from specloop.llm import LLMCall, get_llm, load_settings
@@ -418,12 +417,11 @@ class ChatSession:
 
     def _open_run(self, run_dir: Path) -> None:
         """Make `run_dir` the current run: its checkpointer, its pipeline's graph and chat thread."""
-        self._retired.append(self._run_stack)  # the chat graph of this very message may still use it
-        self._run_stack = ExitStack()
         st = ledger_state.load(run_dir)
-        saver = self._run_stack.enter_context(
-            open_checkpointer(run_dir, st["config"]["options"].get("checkpointer"))
-        )
+        stack = ExitStack()  # a run another process holds raises here and leaves the current one be
+        saver = stack.enter_context(open_run(run_dir, st["config"]["options"].get("checkpointer")))
+        self._retired.append(self._run_stack)  # the chat graph of this very message may still use it
+        self._run_stack = stack
         self._pipeline = st.get("pipeline", "deft")
         self._graph = build_graph(
             get_pipeline(self._pipeline), saver, specs=specs_of(st["config"]["options"])

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
 from specloop.errors import SpecloopError
 from specloop.graph.build import build_graph
-from specloop.graph.checkpointer import open_checkpointer
+from specloop.graph.checkpointer import check_checkpointer, open_checkpointer
 from specloop.ledger import state as ledger_state
+from specloop.ledger.lock import hold_run
 from specloop.llm import BudgetExceeded
 from specloop.pipelines import get_pipeline
 from specloop.skills.aoi.check import check_workspace
@@ -63,10 +66,12 @@ def thread_config(run_dir: Path) -> dict[str, Any]:
 
 
 def create_run(workspace: Path, options: dict[str, Any]) -> Path:
-    """Check the specs and the workspace, then create `results/run_<ts>/` with its initial state
-    (nothing else). Broken contracts or data stop here, before a run directory exists."""
+    """Check the specs, the checkpointer and the workspace, then create `results/run_<ts>/` with its
+    initial state (nothing else). Broken contracts, data or a checkpointer URL that does not connect
+    stop here, before a run directory exists."""
     workspace = workspace.resolve()
     load_contracts(specs_of(options))
+    check_checkpointer(options.get("checkpointer"))
     report = check_workspace(workspace)
     if not report.ok:
         errors = [p.sentence() for p in report.problems if p.severity == "error"]
@@ -103,6 +108,14 @@ def specs_of(options: dict[str, Any]) -> list[Path] | None:
     return [Path(p) for p in specs] if specs else None
 
 
+@contextmanager
+def open_run(run_dir: Path, checkpointer_url: str | None) -> Iterator[BaseCheckpointSaver]:
+    """Hold `run_dir` for this process (one owner per run: a second process gets one sentence naming
+    the holder's PID) and open its checkpointer. Every writer of a run opens it through here."""
+    with hold_run(run_dir), open_checkpointer(run_dir, checkpointer_url) as saver:
+        yield saver
+
+
 def drive(
     run_dir: Path,
     *,
@@ -111,9 +124,9 @@ def drive(
     checkpointer_url: str | None = None,
 ) -> Outcome:
     """Run or continue the graph thread of `run_dir` until it ends or waits at the gate."""
-    st = ledger_state.load(run_dir)
-    options = st["config"]["options"]
-    with open_checkpointer(run_dir, checkpointer_url) as saver:
+    with open_run(run_dir, checkpointer_url) as saver:
+        st = ledger_state.load(run_dir)
+        options = st["config"]["options"]
         graph = build_graph(get_pipeline(st.get("pipeline", "deft")), saver, specs=specs_of(options))
         config = thread_config(run_dir)
         snapshot = graph.get_state(config)
