@@ -10,7 +10,20 @@ from rich.console import Console
 from rich.markup import escape
 
 from specloop import __version__
-from specloop.cli import audit, changenet, chat, create, deft, deploy, mine, specs, target, workspace
+from specloop.cli import (
+    audit,
+    changenet,
+    chat,
+    create,
+    deft,
+    deploy,
+    mine,
+    models,
+    specs,
+    target,
+    watch,
+    workspace,
+)
 from specloop.cli.dashboard import dashboard_command
 from specloop.errors import SpecloopError, render
 
@@ -31,6 +44,8 @@ app.add_typer(specs.app, name="specs")
 app.command("create")(create.create_command)
 app.command("deploy")(deploy.deploy_command)
 app.add_typer(target.app, name="target")
+app.add_typer(models.app, name="models")
+app.command("watch")(watch.watch_command)
 app.command("dashboard")(dashboard_command)
 
 err_console = Console(stderr=True)
