@@ -18,7 +18,7 @@ from torch import nn
 from specloop.errors import SpecloopError
 from specloop.skills.aoi.images import grid_shape
 from specloop.skills.aoi.problems import Problem
-from specloop.skills.aoi.spec import ExperimentSpec, resolve_path
+from specloop.skills.aoi.spec import ExperimentSpec, ModelConfig, resolve_path
 
 # The learnable head's four scales reach stride 32: a side that is not a multiple of 32 loses rows.
 LEARNABLE_STRIDE = 32
@@ -73,7 +73,16 @@ def check_plan(
     if problem is not None:
         return [*problems, problem]
     problems.extend(_size_problems(spec, model, file))
-    if not problems and resolved_device(spec) == "cuda":
+    if resolved_device(spec) == "cpu":
+        problems.append(
+            Problem(
+                file,
+                "batch-memory",
+                "the batch's memory is not measured on a CPU (only a CUDA device runs a trial step)",
+                "note",
+            )
+        )
+    elif not problems:
         problems.extend(_batch_memory(spec, root, file))
     return problems
 
@@ -90,15 +99,21 @@ def _build(spec: ExperimentSpec, root: Path, file: str) -> tuple[nn.Module | Non
         )
     try:
         if weights is not None:  # real weights: load them on the CPU, as training will
-            return build_model(spec, root), None
+            build_model(spec, root)
         with torch.device("meta"):
-            return build_model(spec, root), None
+            return build_model(spec.model_copy(update={"model": _without_weights(spec)}), root), None
     except SpecloopError as exc:
         return None, Problem(file, exc.rule, exc.message.rstrip("."))
     except Exception as exc:  # a backbone's own constructor failing: still one sentence
         return None, Problem(
             file, "backbone", f"model.backbone.type {bb.type!r} does not build ({_first_line(exc)})"
         )
+
+
+def _without_weights(spec: ExperimentSpec) -> ModelConfig:
+    """The spec's model section with no weights file: a meta-device build has nowhere to load them."""
+    backbone = spec.model.backbone.model_copy(update={"pretrained_backbone_path": None})
+    return spec.model.model_copy(update={"backbone": backbone})
 
 
 def _patch_size(model: nn.Module) -> int | None:
