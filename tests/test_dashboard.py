@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -73,12 +74,28 @@ def watched_ws(tiny_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -
     return ws
 
 
+class Requests:
+    """Passes every request to the app and keeps its path (to see the page's own refreshes)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
 @pytest.fixture(scope="module")
-def server(watched_ws: Path) -> Iterator[str]:
+def requests_seen(watched_ws: Path) -> Requests:
+    return Requests(create_app(watched_ws))
+
+
+@pytest.fixture(scope="module")
+def server(requests_seen: Requests) -> Iterator[str]:
     port = _free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(watched_ws), host="127.0.0.1", port=port, log_level="warning")
-    )
+    srv = uvicorn.Server(uvicorn.Config(requests_seen, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + DEADLINE_S
@@ -165,6 +182,16 @@ def test_dashboard_renders_in_chromium_and_pauses_and_resumes(
     assert not flag.exists()
     dom = _chromium(server, tmp_path / "profile-resumed", "--dump-dom").stdout
     assert 'id="watcher-state">paused<' not in dom and 'id="pause"' in dom
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed at /usr/bin/chromium")
+def test_the_page_refreshes_itself(server: str, requests_seen: Requests, tmp_path: Path) -> None:
+    before = requests_seen.paths.count("/fragment")
+    # virtual time runs the page's timer for 10 s of page time without waiting for it
+    dom = _chromium(server, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom").stdout
+    assert requests_seen.paths.count("/fragment") > before
+    assert '<span class="conn" id="conn">live</span>' in dom
+    assert dom.count('id="live"') == 1 and 'id="trend-chart"' in dom
 
 
 def test_the_cli_refuses_a_bad_notifier_url_and_a_missing_workspace(tmp_path: Path) -> None:
