@@ -126,6 +126,12 @@ def run_command(
     constraint: Path | None = typer.Option(
         None, "--constraint", help="A pip constraints file for the venv install (recorded in the report)."
     ),
+    llm: str | None = typer.Option(
+        None,
+        "--llm",
+        help="Chat model for the bug-fix loop's diffs when no fix rule knows an error (see docs/llm.md); "
+        "default offline.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Rules, a real venv, the mini dataset and notebook, 1 epoch with the bug-fix loop, guidance.
@@ -153,7 +159,7 @@ def run_command(
             raise typer.Exit(4)
     load_contracts()
     options = {
-        "llm": "offline",
+        "llm": llm or "offline",
         "record": None,
         "progress": progress,
         "checkpointer": None,

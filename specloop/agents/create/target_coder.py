@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import git
+from dotenv import dotenv_values
+from langchain_core.messages import HumanMessage, SystemMessage
 
 from specloop.agents.base import StageResult
 from specloop.agents.create.coder import commit_all
@@ -15,12 +17,15 @@ from specloop.agents.create.common import TECH_JSON
 from specloop.agents.create.target_common import MINI_COMMAND, TargetAgent
 from specloop.errors import HardStop
 from specloop.ledger.files import atomic_write_json, atomic_write_text, read_json
+from specloop.ledger.redaction import collect_secrets, redact
+from specloop.llm import BudgetExceeded, LLMError
 from specloop.sandbox import CommandRecord
 from specloop.skills.scaffold.tech import dataset_samples
 from specloop.skills.target.bugfix import Attempt, BugfixReport, Issue
 from specloop.skills.target.fixes import FixContext, FixNotApplicable, apply_fix, read_config
 from specloop.skills.target.fixrules import Signature, load_rules, match, normalise, signature_of
 from specloop.skills.target.guidance import numbers, render_guidance
+from specloop.skills.target.patch import PatchRejected, apply_diff, diff_of, failure_view
 
 ONE_EPOCH = ("scripts/train.py", "--data", "data/mini", "--epochs", "1", "--output", "outputs/one_epoch")
 CHECKPOINT = "outputs/one_epoch/best.pt"
@@ -95,7 +100,8 @@ class TargetCoder(TargetAgent):
                 report.run_ok = True
                 break
             if sig.key in tried:
-                report.stop_reason = f"the same error came back after its fix ({tried[sig.key][1].rule})"
+                by = tried[sig.key][1].rule or f"the diff of model {tried[sig.key][1].model}"
+                report.stop_reason = f"the same error came back after its fix ({by})"
                 break
             if n > MAX_ATTEMPTS:
                 report.stop_reason = f"{MAX_ATTEMPTS} fix attempts used up"
@@ -110,22 +116,31 @@ class TargetCoder(TargetAgent):
                 "open",
             )
             report.issues.append(issue)
-            if rule is None:
-                report.stop_reason = f"no fix rule matches `{sig.short()}`; add one to DEBUG_CODE.md"
-                break
             before = repo.head.commit.hexsha
-            try:
-                action = apply_fix(rule.fix, ctx, sig)
-            except FixNotApplicable as exc:
-                report.stop_reason = f"rule {rule.id} matched but its fix does not apply: {exc}"
-                break
-            sha = commit_all(project, f"specloop one_epoch: fix {rule.id} ({sig.type})\n\n{action}")
-            diff = repo.git.diff(before, sha) if sha != before else ""
-            attempt = Attempt(
-                n, sig.short(), rule.id, action, sha if sha != before else None, diff, "not run", sig.key
-            )
-            report.attempts.append(attempt)
-            self.record("bugfix_attempt", "one_epoch", label, rule=rule.id, signature=sig.short(), commit=sha)
+            if rule is None:
+                if self.ctx.llm is None:
+                    report.stop_reason = f"no fix rule matches `{sig.short()}`; add one to DEBUG_CODE.md"
+                    break
+                try:
+                    attempt = self._model_attempt(label, n, sig, _output(rec), report)
+                except PatchRejected as exc:
+                    report.stop_reason = f"no fix rule matches `{sig.short()}` and {exc}"
+                    break
+            else:
+                try:
+                    action = apply_fix(rule.fix, ctx, sig)
+                except FixNotApplicable as exc:
+                    report.stop_reason = f"rule {rule.id} matched but its fix does not apply: {exc}"
+                    break
+                sha = commit_all(project, f"specloop one_epoch: fix {rule.id} ({sig.type})\n\n{action}")
+                diff = repo.git.diff(before, sha) if sha != before else ""
+                attempt = Attempt(
+                    n, sig.short(), rule.id, action, sha if sha != before else None, diff, "not run", sig.key
+                )
+                report.attempts.append(attempt)
+                self.record(
+                    "bugfix_attempt", "one_epoch", label, rule=rule.id, signature=sig.short(), commit=sha
+                )
             tried[sig.key] = last = (issue, attempt)
         metrics = _final_json(rec) if report.run_ok and rec is not None else {}
         if report.run_ok:
@@ -141,6 +156,59 @@ class TargetCoder(TargetAgent):
             f"{metrics.get('epoch_seconds', 0):.1f}s; {len(report.final_tests)} final checks passed",
             {"attempts": len(report.attempts), "fixed": fixed, "metrics": metrics, "checkpoint": CHECKPOINT},
         )
+
+    def _model_attempt(
+        self, label: str, n: int, sig: Signature, output: str, report: BugfixReport
+    ) -> Attempt:
+        """Ask the coder's model for a unified diff and apply it only when it applies cleanly to the
+        files it was shown. A refused diff is recorded as an attempt and raised as PatchRejected; a
+        spent budget writes the report first (the stage is redone on a resume with a larger one)."""
+        llm = self.ctx.llm
+        assert llm is not None
+        project = self.project_dir()
+        secrets = self._secrets(project)
+        view = failure_view(output, project, secrets)
+        messages = [SystemMessage(self.instructions("one_epoch")), HumanMessage(view.prompt(sig.short()))]
+        try:
+            answer = llm.invoke(messages, agent=self.role, stage="one_epoch").text
+        except BudgetExceeded as exc:
+            report.stop_reason = f"the LLM budget is spent ({exc.message})"
+            self._write_report(project, report)
+            raise
+        except LLMError as exc:
+            raise PatchRejected(f"the model call failed: {exc.message}") from None
+        diff = diff_of(answer)
+        rejected = None
+        before = git.Repo(project).head.commit.hexsha
+        sha = None
+        try:
+            if diff is None:
+                raise PatchRejected("the model's answer holds no unified diff")
+            paths = apply_diff(project, diff, list(view.files))
+            action = f"applied the diff of model {llm.model} to {', '.join(paths)}"
+            sha = commit_all(project, f"specloop one_epoch: model fix ({sig.type})\n\n{action}")
+            diff = git.Repo(project).git.diff(before, sha)
+        except PatchRejected as exc:
+            rejected, action = exc, f"refused: {exc}"
+        attempt = Attempt(
+            n, sig.short(), None, action, sha, redact(diff or answer, secrets),
+            "not run" if rejected is None else "not applied",
+            sig.key, model=llm.model,
+        )  # fmt: skip
+        report.attempts.append(attempt)
+        self.record(
+            "bugfix_attempt", "one_epoch", label, rule=None, model=llm.model, signature=sig.short(),
+            files=list(view.files), diff=attempt.diff, applied=rejected is None, commit=sha, result=action,
+        )  # fmt: skip
+        if rejected is not None:
+            raise rejected
+        return attempt
+
+    def _secrets(self, project: Path) -> frozenset[str]:
+        """The run's secrets and the project's own `.env` values: masked in what the model is shown."""
+        env = project / ".env"
+        own = collect_secrets(dotenv_values(env) if env.is_file() else {}, {})
+        return frozenset(self.ctx.transcript.secrets) | own
 
     def _final_tests(self, py: Path) -> list[tuple[str, list[str]]]:
         return [
