@@ -44,11 +44,22 @@ def _approver(request: dict[str, Any]) -> bool:
     return answer.strip().lower() in ("go", "yes", "y")
 
 
-def _finish(outcome: Outcome, as_json: bool) -> None:
+def _stops_logged(run_dir: Path) -> int:
+    from specloop.ledger import loop_log
+
+    return sum(e["status"] == "error" for e in loop_log.read_entries(run_dir / "loop_log.jsonl"))
+
+
+def _finish(outcome: Outcome, as_json: bool, stops_before: int) -> None:
+    """Print the outcome; a hard stop this process just printed (the stage's own line) is not
+    repeated, so each failure is one sentence on the terminal."""
     if as_json:
         typer.echo(json.dumps(outcome.to_dict(), indent=2))
     style = {0: "green", 3: "yellow", 4: "cyan"}.get(outcome.exit_code, "red")
-    console.print(f"[{style}]{escape(outcome.message)}[/]", highlight=False, soft_wrap=True)
+    message = outcome.message
+    if outcome.status == "hard_stop" and _stops_logged(outcome.run_dir) > stops_before:
+        message = f"the run stopped at the hard stop above; its record is in {outcome.run_dir}"
+    console.print(f"[{style}]{escape(message)}[/]", highlight=False, soft_wrap=True)
     report = outcome.run_dir / "DEFT_Loop_Report.html"
     if report.is_file():
         console.print(f"report: {report}", highlight=False)
@@ -114,7 +125,7 @@ def _run(
     run_dir = create_run(workspace, options)
     console.print(f"run directory: {run_dir}", highlight=False)
     approver = _approver if (not yes and stdin_is_interactive()) else None
-    _finish(drive(run_dir, yes=yes, approver=approver, checkpointer_url=checkpointer), as_json)
+    _finish(drive(run_dir, yes=yes, approver=approver, checkpointer_url=checkpointer), as_json, 0)
 
 
 def _check_embedder(embedder: str, where: str) -> None:
@@ -261,7 +272,8 @@ def resume(
         _check_embedder(st["config"]["options"]["embedder"], f"{run_dir} was started with --embedder")
     approver = _approver if (not yes and stdin_is_interactive()) else None
     url = st["config"]["options"].get("checkpointer")
-    _finish(drive(run_dir, yes=yes, approver=approver, checkpointer_url=url), as_json)
+    before = _stops_logged(run_dir)
+    _finish(drive(run_dir, yes=yes, approver=approver, checkpointer_url=url), as_json, before)
 
 
 @app.command()
