@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -213,6 +216,68 @@ def test_alerts_reach_each_protocol_and_no_secret_is_written(
     ]
     assert any("sendMessage" in r.getMessage() for r in caplog.records), "httpx did not log the request"
     _assert_no_secret(ws, caplog.text)
+
+
+@pytest.fixture
+def tls_smtp_peer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, Mailbox]]:
+    """An SMTP server that requires STARTTLS before login, with a self-signed certificate the client trusts."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # what ssl.create_default_context() trusts
+    box = Mailbox()
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=_free_port(),
+        authenticator=box.authenticate,
+        tls_context=context,
+        require_starttls=True,
+    )
+    controller.start()
+    yield controller.port, box
+    controller.stop()
+
+
+def test_email_logs_in_after_starttls_and_fails_cleanly_without_it(
+    tmp_path: Path, tls_smtp_peer: tuple[int, Mailbox]
+) -> None:
+    port, box = tls_smtp_peer
+    env = {
+        "SPECLOOP_SMTP_HOST": "127.0.0.1",
+        "SPECLOOP_SMTP_PORT": str(port),
+        "SPECLOOP_SMTP_USER": SMTP_USER,
+        "SPECLOOP_SMTP_PASSWORD": PASSWORD,
+        "SPECLOOP_SMTP_FROM": "specloop@line.example",
+        "SPECLOOP_SMTP_TO": "qa@line.example",
+    }
+    plain = _workspace(tmp_path / "plain", {**env, "SPECLOOP_SMTP_STARTTLS": "false"})
+    log_path = plain / "results" / "notifications.jsonl"
+    load_notifiers(plain / ".env", log_path=log_path, attempts=1).send("rolled_back", "back to v1", {})
+    (line,) = [json.loads(s) for s in log_path.read_text(encoding="utf-8").splitlines()]
+    # before STARTTLS the server offers no AUTH, so the password never crosses in the clear
+    assert not line["ok"] and "AUTH extension not supported" in line["error"]
+    assert box.mails == [] and box.logins == []
+
+    tls = _workspace(tmp_path / "tls", {**env, "SPECLOOP_SMTP_STARTTLS": "true"})
+    log_path = tls / "results" / "notifications.jsonl"
+    load_notifiers(tls / ".env", log_path=log_path, attempts=1).send(
+        "rolled_back", "back to v1", {"to": "v1"}
+    )
+    assert box.logins == [(SMTP_USER, True)]
+    assert message_from_bytes(box.mails[0][2])["Subject"] == "[specloop] rolled_back: back to v1"
+    _assert_no_secret(plain, "")
+    _assert_no_secret(tls, "")
 
 
 def test_a_failing_peer_is_retried_then_logged_and_send_returns(
