@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
     from specloop.llm.cassette import CassetteWriter
 
 Recorder = Callable[[LLMCall], None]
+Notify = Callable[[str], None]  # one status line for the person at the terminal (a retry, a wait)
+
+
+def to_stderr(line: str) -> None:
+    """The default `notify`: stderr, where the stages' status lines go; stdout stays for --json."""
+    print(line, file=sys.stderr, flush=True)
 
 
 class LLMError(SpecloopError):
@@ -62,6 +69,7 @@ class LLM:
         secrets: frozenset[str] = frozenset(),
         prices: Mapping[str, Price] = DEFAULT_PRICES,
         cassette: CassetteWriter | None = None,
+        notify: Notify = to_stderr,
     ) -> None:
         self.name = name
         self.provider = provider
@@ -71,6 +79,7 @@ class LLM:
         self.secrets = secrets
         self.prices = prices
         self.cassette = cassette
+        self.notify = notify
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

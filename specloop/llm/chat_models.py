@@ -71,6 +71,7 @@ class ChatModelLLM(LLM):
         super().__init__(**kwargs)
         self.chat_model = chat_model
         self.retry = retry
+        self._unreachable: str | None = None  # set once every attempt of a call failed to connect
 
     def _complete(
         self,
@@ -81,11 +82,16 @@ class ChatModelLLM(LLM):
         stage: str,
         key: str,
     ) -> Completion:
+        if self._unreachable is not None:  # each later call would wait out the same retries again
+            raise LLMError(
+                f"the {self.name} call by agent '{agent}' at stage '{stage}' was not sent: {self._unreachable}"
+            )
         runnable = self.chat_model.bind_tools(list(tools)) if tools else self.chat_model
         retrying = Retrying(
             stop=stop_after_attempt(self.retry.max_retries + 1),
             wait=self.retry.wait,
             retry=retry_if_exception(is_retryable),
+            before_sleep=lambda state: self._say_retry(state, agent, stage),
             reraise=True,
         )
         try:
@@ -93,6 +99,10 @@ class ChatModelLLM(LLM):
         except _PROVIDER_ERRORS as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
             detail = redact(f"{type(exc).__name__}: {exc}", self.secrets)
+            if isinstance(exc, _CONNECTION_ERRORS):
+                self._unreachable = (
+                    f"the model did not answer any of {attempts} attempt(s) earlier ({detail})"
+                )
             raise LLMError(
                 f"the {self.name} call by agent '{agent}' at stage '{stage}' failed after "
                 f"{attempts} attempt(s): {detail}"
@@ -100,6 +110,17 @@ class ChatModelLLM(LLM):
         if not isinstance(reply, AIMessage):
             raise LLMError(f"the {self.name} call by agent '{agent}' at stage '{stage}' returned no message.")
         return Completion(reply, attempt_count=retrying.statistics.get("attempt_number", 1))
+
+    def _say_retry(self, state: RetryCallState, agent: str, stage: str) -> None:
+        """One status line per failed attempt that will be retried: which attempt, the wait, why."""
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        status = getattr(exc, "status_code", None)
+        why = type(exc).__name__ + (f" {status}" if status is not None else "")
+        self.notify(
+            f"[{stage} · model] {self.name} for {agent}: attempt {state.attempt_number}/"
+            f"{self.retry.max_retries + 1} failed ({why}); retrying in {wait:.1f}s"
+        )
 
 
 def openai_chat_model(

@@ -10,7 +10,7 @@ from dotenv import dotenv_values
 
 from specloop.errors import SpecloopError
 from specloop.ledger.redaction import collect_secrets, protect_logs, redact
-from specloop.llm.base import LLM, OfflineLLM, Recorder
+from specloop.llm.base import LLM, Notify, OfflineLLM, Recorder, to_stderr
 from specloop.llm.budget import Budget
 from specloop.llm.calls import LLMCall
 from specloop.llm.cassette import CassetteWriter, ReplayLLM
@@ -42,13 +42,15 @@ def get_llm(
     recorder: Callable[[LLMCall], None] | None = None,
     record_to: Path | None = None,
     settings: LLMSettings | None = None,
+    notify: Notify = to_stderr,
 ) -> LLM:
     """The LLM named by ``config``, else ``$SPECLOOP_LLM``, else the config files, else offline.
 
     ``workspace`` supplies ``specloop.toml`` and ``.env`` (``env_file`` overrides the latter);
     ``budget`` defaults to one built from the settings' ``budget_tokens``/``budget_usd``;
     ``recorder`` receives every :class:`LLMCall`; ``record_to`` appends every call to a cassette.
-    ``settings`` skips loading the files (``config`` still picks the provider).
+    ``settings`` skips loading the files (``config`` still picks the provider); ``notify`` gets one
+    status line per retried attempt (default: stderr).
     """
     if settings is None:
         settings = load_settings(config, workspace=workspace)
@@ -68,6 +70,7 @@ def get_llm(
         "secrets": secrets,
         "prices": settings.prices,
         "cassette": CassetteWriter(record_to) if record_to is not None else None,
+        "notify": notify,
     }
     if spec.kind == "offline":
         if record_to is not None:
