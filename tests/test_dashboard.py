@@ -169,8 +169,14 @@ def test_dashboard_renders_in_chromium_and_pauses_and_resumes(
     assert 'id="watcher-state">paused<' not in dom
 
     flag = WatchLayout(watched_ws).paused_flag
+    # another site's page cannot pause the watcher through the visitor's browser
+    forged = httpx.post(f"{server}pause", headers={"Origin": "http://evil.example"}, timeout=DEADLINE_S)
+    assert forged.status_code == 403 and not flag.exists()
     answer = httpx.post(
-        f"{server}pause", data={"reason": "line 3 stopped for maintenance"}, timeout=DEADLINE_S
+        f"{server}pause",
+        data={"reason": "line 3 stopped for maintenance"},
+        headers={"Origin": server.rstrip("/")},
+        timeout=DEADLINE_S,
     )
     assert answer.status_code == 303 and answer.headers["location"] == "./" and flag.is_file()
     assert "line 3 stopped for maintenance" in flag.read_text(encoding="utf-8")

@@ -10,11 +10,11 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import jinja2
 from dotenv import dotenv_values
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from markupsafe import Markup
 
@@ -24,7 +24,7 @@ from specloop.ledger.redaction import collect_secrets
 from specloop.skills import registry
 from specloop.skills.notify import load_notifiers
 
-REFRESH_MS = 3000
+REFRESH_MS = 5000
 DEFAULT_REASON = "paused from the dashboard"
 MAX_REASON = 200
 
@@ -34,6 +34,13 @@ _templates = jinja2.Environment(
     undefined=jinja2.ChainableUndefined,
 )
 _templates.globals.update(percent=percent, short=short, when=when)
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse a pause or resume posted by another site's page (a browser names it in ``Origin``)."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(status_code=403, detail="cross-origin request refused")
 
 
 def create_app(ws: Path) -> FastAPI:
@@ -74,13 +81,15 @@ def create_app(ws: Path) -> FastAPI:
 
     @app.post("/pause")
     async def pause(request: Request) -> RedirectResponse:
+        _same_origin(request)
         form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
         reason = " ".join((form.get("reason") or [""])[0].split())[:MAX_REASON] or DEFAULT_REASON
         registry.set_paused(ws, True, reason)
         return RedirectResponse("./", status_code=303)
 
     @app.post("/resume")
-    def resume() -> RedirectResponse:
+    def resume(request: Request) -> RedirectResponse:
+        _same_origin(request)
         registry.set_paused(ws, False, "")
         return RedirectResponse("./", status_code=303)
 
