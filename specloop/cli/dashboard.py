@@ -36,7 +36,7 @@ def _check_port(host: str, port: int) -> None:
 
 
 def dashboard_command(
-    ws: Path = typer.Argument(..., help="The watched DEFT workspace."),
+    ws: Path = typer.Argument(..., metavar="WS", help="The watched DEFT workspace."),
     port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback unless told otherwise)."),
 ) -> None:
