@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from specloop.dashboard import create_app
@@ -217,3 +218,15 @@ def test_the_cli_refuses_a_bad_notifier_url_and_a_missing_workspace(tmp_path: Pa
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and "hooks.example.com" not in proc.stderr
         assert sentence in " ".join(proc.stderr.split())
+
+
+def test_a_workspace_never_watched_shows_an_empty_page_and_writes_nothing(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with TestClient(create_app(ws)) as client:
+        page = client.get("/").text
+        snap = client.get("/api/snapshot").json()
+    assert "No champion yet." in page and "No version registered yet." in page
+    assert 'id="trend-empty"' in page and "alerts: none configured" in page
+    assert snap["versions"] == [] and snap["champion"] is None and not snap["watcher"]["paused"]
+    assert list(ws.iterdir()) == []
