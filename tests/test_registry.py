@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import shutil
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -205,7 +208,7 @@ def test_snapshot_without_a_store_and_the_pause_file(tmp_path: Path) -> None:
     assert set(snap["resources"]) == {"mem_pct", "disk_free_gb"}
     assert not WatchLayout(ws).store.exists()  # reading never creates a store
 
-    write_state(ws, state="idle", reason="no new rows", processed_rows=7)
+    write_state(ws, state="idle", reason="no new rows", processed_rows=7, pid=os.getpid())
     set_paused(ws, True, "maintenance on line 3")
     assert WatchLayout(ws).paused_flag.is_file()
     watcher = snapshot(ws)["watcher"]
@@ -220,6 +223,11 @@ def test_snapshot_without_a_store_and_the_pause_file(tmp_path: Path) -> None:
         "last_round": None,
         "processed_rows": 7,
     }
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    write_state(ws, state="training", reason="round r1", pid=int(dead.stdout))
+    assert snapshot(ws)["watcher"]["state"] == "stopped"  # a killed watcher's last state is not shown as live
     for i in range(60):
         log_event(ws, "new_data", f"event {i}")
     events = snapshot(ws)["events"]

@@ -44,16 +44,14 @@ def list_command(
     if as_json:
         console.print_json(json.dumps(versions))
         return
-    table = Table("version", "status", "created", "golden", "KPI", "holdout", "val", "data")
+    table = Table(box=None)
+    for name in ("version", "status", "created (UTC)", "golden", "KPI", "holdout", "val"):
+        table.add_column(name, no_wrap=True)
     for v in versions:
         m = v["metrics"]
-        table.add_row(
-            v["version"],
-            v["status"],
-            v["created"],
-            *(_far(m[k]) for k in ("golden_far", "kpi_far", "holdout_far", "val_far")),
-            v["data_hash"][:8],
-        )
+        created = v["created"][:16].replace("T", " ")
+        far = (_far(m[k]) for k in ("golden_far", "kpi_far", "holdout_far", "val_far"))
+        table.add_row(v["version"], v["status"], created, *far)
     console.print(table if versions else "no model versions yet")
 
 

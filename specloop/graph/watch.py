@@ -10,6 +10,7 @@ before it looks for anything new. Rows become processed only when their round is
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import shlex
 import sys
@@ -27,7 +28,7 @@ from specloop.skills.aoi.layout import Workspace
 from specloop.skills.aoi.schema import COLUMNS
 from specloop.skills.aoi.spec import load_spec, resolve_path
 from specloop.skills.registry import feed, journal, quality
-from specloop.skills.registry.champion import TRAIN_SPEC
+from specloop.skills.registry.champion import TRAIN_SPEC, sync_champion_files
 from specloop.skills.registry.gate import GateRule, decide
 from specloop.skills.registry.layout import WatchLayout
 from specloop.skills.registry.limits import Limits, Window
@@ -87,7 +88,9 @@ class Watcher:
             self.notifiers.send(event, message, {"workspace": str(self.ws), **fields})
 
     def set_state(self, state: str, reason: str = "", **extra: Any) -> None:
-        journal.write_state(self.ws, state=state, reason=reason, registry_uri=self.registry.uri, **extra)
+        journal.write_state(
+            self.ws, state=state, reason=reason, registry_uri=self.registry.uri, pid=os.getpid(), **extra
+        )
 
     # ---- the loop
 
@@ -107,6 +110,7 @@ class Watcher:
 
     def step(self) -> str:
         """One look: what it did or why it waits, in a few words."""
+        sync_champion_files(self.ws, self.registry.champion(), self.registry.uri)
         why = self.blocked()
         if why is not None:
             return why
@@ -372,7 +376,15 @@ class Watcher:
             round=rid,
         )
         self.lay.current_round.unlink(missing_ok=True)
-        self._remember_round({"id": rid, "outcome": "failed", "worse": True, "detail": outcome.detail})
+        self._remember_round(
+            {
+                "id": rid,
+                "outcome": "failed",
+                "worse": True,
+                "champion": current.get("champion"),
+                "detail": outcome.detail,
+            }
+        )
         self.set_state("idle", f"round {rid} failed", failed_mark=current["mark"]["sha256"], last_round=rid)
         self.maybe_roll_back()
         return f"failed {rid}"
@@ -380,7 +392,13 @@ class Watcher:
     def close_round(self, current: dict[str, Any], outcome: str, worse: bool, **extra: Any) -> None:
         rid = current["id"]
         total = feed.mark_processed(self.ws, current["rows"], rid, current["mark"])
-        summary = {"id": rid, "outcome": outcome, "worse": worse, **extra}
+        summary = {
+            "id": rid,
+            "outcome": outcome,
+            "worse": worse,
+            "champion": current.get("champion"),
+            **extra,
+        }
         atomic_write_json(self.lay.rounds / rid / "round.json", {**current, **summary})
         self.lay.current_round.unlink(missing_ok=True)
         self._remember_round(summary)
@@ -394,20 +412,20 @@ class Watcher:
         journal.write_state(self.ws, state=journal.read_state(self.ws).get("state", "idle"), rounds=rounds)
 
     def maybe_roll_back(self) -> None:
+        current = self.registry.champion()
+        if current is None:
+            return
         rounds = journal.read_state(self.ws).get("rounds", [])
-        if quality.worse_streak(rounds) < quality.WORSE_ROUNDS:
+        if quality.worse_streak(rounds, current["version"]) < quality.WORSE_ROUNDS:
             return
         target = self.registry.previous_champion()
-        current = self.registry.champion()
-        if target is None or current is None:
+        if target is None:
             self.tell(
                 "quality_warning",
                 f"{quality.WORSE_ROUNDS} worse rounds in a row, but no earlier healthy version",
             )
-            self._remember_round({"id": f"noop{int(time.time())}", "outcome": "rolled_back", "worse": False})
             return
         self.registry.rollback(target["version"])
-        self._remember_round({"id": f"rollback{int(time.time())}", "outcome": "rolled_back", "worse": False})
         self.tell(
             "rolled_back",
             f"{quality.WORSE_ROUNDS} worse rounds in a row: champion {current['version']} rolled back to "

@@ -1,8 +1,8 @@
 """`results/best_model.json` and `results/best_model_inference_spec.yaml`: always the champion.
 
-Each version's inference spec is written once into its own folder; the workspace-level files are
-replaced whole (temp name, then rename), the spec first, so a reader that follows best_model.json
-always finds the matching spec and checkpoint.
+The champion's inference spec is written into its version folder and beside best_model.json; every
+file is replaced whole (temp name, then rename), the specs first, so a reader that follows
+best_model.json always finds the matching spec and checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from specloop.ledger.files import atomic_write_json, atomic_write_text
+from specloop.ledger.files import atomic_write_json, atomic_write_text, read_json
 from specloop.skills.aoi.layout import Workspace
 from specloop.skills.registry.layout import WatchLayout
 
@@ -42,9 +42,9 @@ def write_champion_files(ws: Path, version: dict[str, Any], uri: str) -> dict[st
     vdir = lay.version_dir(version["version"])
     checkpoint = Path(version["checkpoint"])
     spec = vdir / INFERENCE_SPEC
-    if not spec.is_file():
-        atomic_write_text(spec, inference_spec_text(ws, vdir / TRAIN_SPEC, checkpoint))
-    atomic_write_text(lay.best_model_spec, spec.read_text(encoding="utf-8"))
+    text = inference_spec_text(ws, vdir / TRAIN_SPEC, checkpoint)
+    atomic_write_text(spec, text)
+    atomic_write_text(lay.best_model_spec, text)
     record = {
         "version": version["version"],
         "checkpoint": str(checkpoint),
@@ -60,3 +60,19 @@ def write_champion_files(ws: Path, version: dict[str, Any], uri: str) -> dict[st
     }
     atomic_write_json(lay.best_model, record)
     return record
+
+
+def sync_champion_files(ws: Path, champion: dict[str, Any] | None, uri: str) -> bool:
+    """Rewrite the champion files when they name another version or file (a kill between the alias
+    write and the files, or a copied workspace); True when they were rewritten."""
+    if champion is None:
+        return False
+    path = WatchLayout(ws).best_model
+    try:
+        current = read_json(path)
+    except (FileNotFoundError, ValueError):
+        current = {}
+    if current.get("version") == champion["version"] and current.get("checkpoint") == champion["checkpoint"]:
+        return False
+    write_champion_files(ws, champion, uri)
+    return True

@@ -46,14 +46,14 @@ def warnings(history: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
-def worse_streak(rounds: Sequence[dict[str, Any]]) -> int:
-    """How many of the latest rounds in a row were worse (a diverged training or a regressed
-    candidate); skipped rounds do not break a streak, any other round does."""
+def worse_streak(rounds: Sequence[dict[str, Any]], champion: str) -> int:
+    """How many of the latest rounds in a row, all fine-tuned from `champion`, were worse (a diverged
+    training or a candidate below the champion); skipped rounds do not break a streak."""
     n = 0
     for r in reversed(rounds):
         if r.get("outcome") == "skipped":
             continue
-        if not r.get("worse"):
+        if not r.get("worse") or r.get("champion") != champion:
             break
         n += 1
     return n

@@ -29,7 +29,12 @@ def registry_versions(ws: Path) -> list[dict[str, Any]]:
 
 
 def watcher_view(ws: Path) -> dict[str, Any]:
+    """The watcher as the dashboard shows it; a watcher whose process is gone (killed) reads stopped."""
+    import psutil
+
     state = read_state(ws)
+    if state.get("state", "stopped") != "stopped" and not psutil.pid_exists(int(state.get("pid") or 0) or -1):
+        state = state | {"state": "stopped", "reason": "the watcher is not running"}
     reason = pause_reason(ws)
     paused = reason is not None
     return {

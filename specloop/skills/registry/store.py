@@ -86,7 +86,9 @@ def store_exists(ws: Path, uri: str | None = None) -> bool:
     return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).is_file()
 
 
-def _record(mv: Any) -> dict[str, Any]:
+def _record(mv: Any, ws: Path) -> dict[str, Any]:
+    """The specloop view of an MLflow model version; its files resolve inside `ws` (a copied or moved
+    workspace keeps working)."""
     tags = dict(mv.tags or {})
     metrics = json.loads(tags.get("metrics", "{}"))
     return {
@@ -100,7 +102,7 @@ def _record(mv: Any) -> dict[str, Any]:
         "golden_hash": tags.get("golden_hash", ""),
         "promoted_at": tags.get("promoted_at", ""),
         "round": tags.get("round", ""),
-        "checkpoint": tags.get("checkpoint", ""),
+        "checkpoint": str(ws / tags["checkpoint"]) if tags.get("checkpoint") else "",
         "files": mv.source,
         "mlflow_version": int(mv.version),
         "run_id": mv.run_id,
@@ -114,9 +116,9 @@ class ModelRegistry:
         quiet_mlflow()
         from mlflow.tracking import MlflowClient
 
-        self.ws = ws
-        self.layout = WatchLayout(ws)
-        self.uri = resolve_uri(ws, uri)
+        self.ws = ws.resolve()
+        self.layout = WatchLayout(self.ws)
+        self.uri = resolve_uri(self.ws, uri)
         if self.uri.startswith("sqlite:///"):
             _check_sqlite(self.uri)
         try:
@@ -129,7 +131,7 @@ class ModelRegistry:
                 f"registry store {self.uri} cannot be opened ({type(exc).__name__}: {str(exc)[:160]}).",
                 rule="registry-store",
             ) from None
-        if self.uri != default_uri(ws):
+        if self.uri != default_uri(self.ws):
             atomic_write_json(self.layout.registry_dir / "store.json", {"uri": self.uri})
 
     def _ensure_model(self) -> None:
@@ -157,7 +159,7 @@ class ModelRegistry:
         champ = self._champion_number()
         out = []
         for mv in self._model_versions():
-            rec = _record(mv)
+            rec = _record(mv, self.ws)
             if int(mv.version) == champ:
                 rec["status"] = "champion"
             out.append(rec)
@@ -220,7 +222,6 @@ class ModelRegistry:
         for key, value in clean.items():
             if value is not None:
                 self.client.log_metric(rid, key, value)
-        self.client.log_artifact(rid, str(vdir / "metrics.json"))
         self.client.set_terminated(rid)
         tags = {
             "vid": vid,
@@ -231,7 +232,7 @@ class ModelRegistry:
             "command": command[:500],
             "golden_hash": golden_hash,
             "round": round_id,
-            "checkpoint": str(model_path),
+            "checkpoint": model_path.relative_to(self.ws).as_posix(),
             "metrics": json.dumps(clean),
         }
         self.client.create_model_version(MODEL_NAME, source=str(vdir), run_id=rid, tags=tags)
