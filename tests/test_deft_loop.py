@@ -107,6 +107,40 @@ def test_headless_run_completes_with_full_record(finished_run: tuple[Path, dict]
     assert (run / best["checkpoint"]).is_file()
 
 
+def test_one_bucket_mines_real_and_synthetic_rows_alike(finished_run: tuple[Path, dict]) -> None:
+    """Every target goes to k-NN over the unified pool; synthetic pairs are kept where they are among
+    a target's nearest, under the same top-k and cutoff, and are counted per source everywhere."""
+    run, _ = finished_run
+    routing = json.loads((run / "iter1/routing_results/routing_summary.json").read_text())
+    assert routing["to_mining"] == routing["targets"] > 0 and routing["to_anomalygen"] == 0
+    assert pd.read_parquet(run / "iter1/routing_results/routing_anomalygen.parquet").empty
+    ingest = json.loads((run / "iter1/anomalygen/ingest_summary.json").read_text())
+    assert ingest["pool_unchanged"] is True and ingest["rows_ingested"] == 0
+    mining = run / "iter1/mining_filter"
+    knn = pd.read_csv(mining / "knn_summary.csv").iloc[0]
+    for count in ("candidate", "rejected", "duplicate", "kept"):
+        assert knn[f"{count}_count"] == knn[f"{count}_count_mining_pool"] + knn[f"{count}_count_synthetic"]
+    assert knn["kept_count_synthetic"] >= 1, "no synthetic pair was among the nearest"
+    survivors = pd.read_csv(mining / "mining_pool.csv", dtype=str, keep_default_na=False)
+    assert survivors["source"].value_counts().to_dict() == {
+        src: int(knn[f"kept_count_{src}"]) for src in ("mining_pool", "synthetic") if knn[f"kept_count_{src}"]
+    }
+    pairs = pd.read_csv(mining / "knn_pairs.csv", dtype={"pool_object_name": str})
+    kept = pairs[pairs["status"] == "kept"].set_index("pool_object_name")
+    for obj in survivors.loc[survivors["source"] == "synthetic", "object_name"]:
+        row = kept.loc[obj]
+        assert row["pool_source"] == "synthetic" and row["rank"] <= knn["top_k"]
+        assert row["similarity"] >= knn["similarity_threshold"]
+    provenance = pd.read_csv(run / "iter1/dataset/train_combined_iter1_provenance.csv")
+    added = provenance["source"].value_counts()
+    assert added["synthetic"] == knn["kept_count_synthetic"]
+    assert added.get("mining_pool", 0) == knn["kept_count_mining_pool"]
+    (line,) = [e for e in loop_log.read_entries(run / "loop_log.jsonl") if e["stage"] == "data_mining"]
+    per_source = f"synthetic {knn['kept_count_synthetic']} of {knn['candidate_count_synthetic']}"
+    assert per_source in line["summary"]
+    assert per_source in (run / "DEFT_Loop_Report.html").read_text()
+
+
 def test_best_model_inference_spec_runs(finished_run: tuple[Path, dict], tmp_path: Path) -> None:
     run, _ = finished_run
     spec = run / "best_model_inference_spec.yaml"

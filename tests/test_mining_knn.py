@@ -242,3 +242,32 @@ def test_typed_columns_from_parquet_are_read_as_strings(setup: dict, tmp_path: P
     targets.to_parquet(tmp_path / "t.parquet")
     res = _mine({**setup, "targets": pd.read_parquet(tmp_path / "t.parquet")}, tmp_path / "out")
     assert res.rows["object_name"].tolist() == ["P0", "P3", "P1", "P2"]
+
+
+def test_unified_pool_mines_both_sources_under_one_cutoff_and_counts_each(
+    setup: dict, tmp_path: Path
+) -> None:
+    synthetic = {"P1", "P3", "P4"}
+    pool = setup["pool"].assign(
+        source=["synthetic" if o in synthetic else "mining_pool" for o in setup["pool"]["object_name"]]
+    )
+    res = _mine({**setup, "pool": pool}, tmp_path / "out")
+    # the same neighbours as a pool without provenance: synthetic rows compete on similarity alone
+    assert res.rows["object_name"].tolist() == ["P0", "P3", "P1", "P2"]
+    assert res.rows["source"].tolist() == ["mining_pool", "synthetic", "synthetic", "mining_pool"]
+    # T0 → P0 real .99, P1 synth .90, P2 real .70; T1 → P3 synth .95, P2 duplicate, P4 synth .50 rejected
+    assert res.per_source == {
+        "mining_pool": {"searched": 3, "candidates": 3, "rejected": 0, "duplicates": 1, "kept": 2},
+        "synthetic": {"searched": 3, "candidates": 3, "rejected": 1, "duplicates": 0, "kept": 2},
+    }
+    for key in ("candidates", "rejected", "duplicates", "kept"):
+        assert sum(n[key] for n in res.per_source.values()) == getattr(res, key)
+    summary = pd.read_csv(res.files["knn_summary"]).iloc[0]
+    assert (summary["candidate_count_synthetic"], summary["kept_count_synthetic"]) == (3, 2)
+    assert (summary["candidate_count_mining_pool"], summary["kept_count_mining_pool"]) == (3, 2)
+    pairs = pd.read_csv(res.files["knn_pairs"])
+    assert pairs.loc[pairs["pool_object_name"] == "P4", ["pool_source", "status"]].values.tolist() == [
+        ["synthetic", "rejected"]
+    ]
+    assert "per pool source" in res.files["mining_summary"].read_text()
+    assert pd.read_csv(_mine(setup, tmp_path / "plain").files["knn_summary"]).filter(like="_synthetic").empty

@@ -1,5 +1,11 @@
-"""Route the selected weak samples: labels the mining pool holds go to k-NN mining, the rest to
-the pre-generated synthetic pool."""
+"""Route the selected weak samples: the pre-generated single bucket, every selected gap to k-NN mining.
+
+A customer's pre-generated NG/OK pairs are staged with the real mining pool into one source pool
+(`synth_pool/source_pool.parquet`, each row tagged `mining_pool` or `synthetic`), so there is no
+AnomalyGen fan-out to decide: all targets go to mining, and synthetic rows reach training only by
+being among a target's nearest neighbours, under the same cutoff as real rows. The AnomalyGen
+routing file is still written (empty), as NVIDIA's layout has it.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +16,23 @@ import pandas as pd
 
 from specloop.ledger.files import atomic_write_json
 
+ROUTING = "single_bucket"
 
-def route(gaps_parquet: Path, pool_labels: set[str], out_dir: Path) -> dict[str, Any]:
+
+def route(gaps_parquet: Path, out_dir: Path) -> dict[str, Any]:
+    """Write routing_mining.parquet (every selected gap), routing_anomalygen.parquet (none) and a summary."""
     gaps = pd.read_parquet(gaps_parquet)
     targets = gaps[gaps["selected"]]
-    to_mining = targets[targets["label"].isin(pool_labels)]
-    to_synth = targets[~targets["label"].isin(pool_labels)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    to_mining.to_parquet(out_dir / "routing_mining.parquet", index=False)
-    to_synth.to_parquet(out_dir / "routing_anomalygen.parquet", index=False)
+    targets.to_parquet(out_dir / "routing_mining.parquet", index=False)
+    targets.iloc[0:0].to_parquet(out_dir / "routing_anomalygen.parquet", index=False)
     summary = {
+        "routing": ROUTING,
         "targets": len(targets),
-        "to_mining": len(to_mining),
-        "to_anomalygen": len(to_synth),
-        "mining_labels": sorted(to_mining["label"].unique().tolist()),
-        "anomalygen_labels": sorted(to_synth["label"].unique().tolist()),
+        "to_mining": len(targets),
+        "to_anomalygen": 0,
+        "mining_labels": sorted(targets["label"].unique().tolist()),
+        "by_label": {str(k): int(v) for k, v in targets.groupby("label").size().items()},
     }
     atomic_write_json(out_dir / "routing_summary.json", summary)
     return summary

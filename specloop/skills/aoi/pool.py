@@ -2,7 +2,8 @@
 
 Synthetic rows pair `original_image/` (OK, the golden side) with `reconstructed_image/` (NG, the
 test side) by file name; their paths are relative to the workspace root, like every row the loop
-assembles.
+assembles. When `defect_spec.jsonl` declares the pairs, it is also the pool's allocation: the
+staged pairs per `defect_type` must match the declared counts, or pre-flight stops.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from specloop.errors import ContractError
+from specloop.errors import ContractError, HardStop
 from specloop.ledger.files import atomic_write_json, read_json, sha256_file
 from specloop.skills.aoi.layout import Workspace
 from specloop.skills.aoi.schema import pad_columns, read_csv, write_csv
@@ -50,16 +51,36 @@ def _split_stem(name: str, lights: list[str], ext: str) -> str | None:
     return None
 
 
+def defect_spec_entries(ws: Workspace) -> dict[str, dict[str, Any]]:
+    """The declared pairs of `defect_spec.jsonl` by object name (empty when the file is absent)."""
+    meta: dict[str, dict[str, Any]] = {}
+    if not ws.defect_spec.is_file():
+        return meta
+    name = ws.rel(ws.defect_spec)
+    for line, raw in enumerate(ws.defect_spec.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ContractError(
+                f"{name}, line {line}: not a JSON object ({exc.msg}).", rule="jsonl"
+            ) from None
+        if not isinstance(entry, dict):
+            raise ContractError(f"{name}, line {line}: not a JSON object.", rule="jsonl")
+        key = entry.get("object_name") or entry.get("stem")
+        if key:
+            meta[str(key)] = entry
+    return meta
+
+
+def defect_type(entry: dict[str, Any]) -> str:
+    return str(entry.get("defect_type") or SYNTHETIC_LABEL_FALLBACK)
+
+
 def synthetic_rows(ws: Workspace, lights: list[str], image_ext: str) -> pd.DataFrame:
     """One ChangeNet row per synthetic object whose every light exists on both sides."""
-    meta: dict[str, dict[str, Any]] = {}
-    if ws.defect_spec.is_file():
-        for raw in ws.defect_spec.read_text().splitlines():
-            if raw.strip():
-                entry = json.loads(raw)
-                key = entry.get("object_name") or entry.get("stem")
-                if key:
-                    meta[str(key)] = entry
+    meta = defect_spec_entries(ws)
     rec = (
         {p.name for p in ws.reconstructed_dir.glob(f"*{image_ext}")}
         if ws.reconstructed_dir.is_dir()
@@ -77,7 +98,7 @@ def synthetic_rows(ws: Workspace, lights: list[str], image_ext: str) -> pd.DataF
             {
                 "input_path": ws.rel(ws.reconstructed_dir),
                 "golden_path": ws.rel(ws.original_dir),
-                "label": str(m.get("defect_type") or SYNTHETIC_LABEL_FALLBACK),
+                "label": defect_type(m),
                 "object_name": obj,
                 "project": "anomalygen",
                 "boardname": str(m.get("boardname", "")),
@@ -88,13 +109,46 @@ def synthetic_rows(ws: Workspace, lights: list[str], image_ext: str) -> pd.DataF
     return pad_columns(pd.DataFrame(rows))
 
 
+def _counts(labels: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in labels.value_counts().sort_index().items()}
+
+
+def declared_allocation(ws: Workspace) -> dict[str, int] | None:
+    """Pairs per `defect_type` that `defect_spec.jsonl` declares (None when there is no such file)."""
+    if not ws.defect_spec.is_file():
+        return None
+    return _counts(pd.Series([defect_type(e) for e in defect_spec_entries(ws).values()], dtype=str))
+
+
+def require_allocation(ws: Workspace, sdg: pd.DataFrame) -> None:
+    """Staged pairs per defect type must equal the declared allocation: a hard stop, never retried
+    (a pair missing one side or one light, or a pair on disk that no line declares)."""
+    declared = declared_allocation(ws)
+    if declared is None:
+        return
+    staged = _counts(sdg["label"]) if len(sdg) else {}
+    wrong = [t for t in sorted(set(declared) | set(staged)) if declared.get(t, 0) != staged.get(t, 0)]
+    if wrong:
+        shown = ", ".join(
+            f"{t} {staged.get(t, 0)} staged vs {declared.get(t, 0)} declared" for t in wrong[:3]
+        )
+        more = f" and {len(wrong) - 3} more type(s)" if len(wrong) > 3 else ""
+        raise HardStop(
+            "allocation-mismatch",
+            f"{ws.rel(ws.defect_spec)}: allocation mismatch, the staged synthetic pairs per defect_type "
+            f"do not match the declared allocation ({shown}{more})",
+        )
+
+
 def stage_pool(ws: Workspace, out_dir: Path, *, lights: list[str], image_ext: str) -> dict[str, Any]:
-    """Write synth_pool/{manifest.json, sdg_rows.csv, source_pool.csv, source_pool.parquet} once."""
+    """Write synth_pool/{manifest.json, sdg_rows.csv, source_pool.csv, source_pool.parquet} once,
+    after checking the synthetic pool against its declared allocation."""
     manifest_path = out_dir / "manifest.json"
     if manifest_path.is_file():
         return read_json(manifest_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
     sdg = synthetic_rows(ws, lights, image_ext)
+    require_allocation(ws, sdg)
+    out_dir.mkdir(parents=True, exist_ok=True)
     mining = ws.split("mining_pool")
     if mining.csv.is_file():
         pool = to_workspace_paths(read_csv(mining.csv), ws.rel(mining.images_dir))
@@ -114,6 +168,8 @@ def stage_pool(ws: Workspace, out_dir: Path, *, lights: list[str], image_ext: st
         "synthetic_rows": len(sdg),
         "mining_pool_rows": int((source["source"] == "mining_pool").sum()),
         "synthetic_labels": sorted(sdg["label"].unique().tolist()) if len(sdg) else [],
+        "synthetic_by_defect_type": _counts(sdg["label"]) if len(sdg) else {},
+        "declared_allocation": declared_allocation(ws),
     }
     atomic_write_json(manifest_path, manifest)  # last: its presence marks the staging complete
     return manifest

@@ -265,14 +265,18 @@ def _sources(
 ) -> None:
     """Each source's row count in the provenance equals the file that source came from."""
     it_dir = run.dir / label
+    mined_path = it_dir / "mining_filter" / "mined_rows.csv"
+    mined = run.frame(mined_path) if _rows(run, mined_path) else None  # survivors of the unified pool
+    tagged = mined["source"] if mined is not None and "source" in mined else None
     expected: dict[str, tuple[int | None, str]] = {
         "mining_pool": (
-            _rows(run, it_dir / "mining_filter" / "mined_rows.csv") or 0,
+            (_rows(run, mined_path) or 0) if tagged is None else int((tagged == "mining_pool").sum()),
             f"{label}/mining_filter/mined_rows.csv",
         ),
         "synthetic": (
-            _rows(run, it_dir / "anomalygen" / "sdg_rows.csv") or 0,
-            f"{label}/anomalygen/sdg_rows.csv",
+            (_rows(run, it_dir / "anomalygen" / "sdg_rows.csv") or 0)
+            + (0 if tagged is None else int((tagged == "synthetic").sum())),
+            f"{label}/anomalygen/sdg_rows.csv and the synthetic rows of mined_rows.csv",
         ),
     }
     if previous is None:

@@ -13,6 +13,10 @@ Pool rows already in the training set, or whose leakage key collides with anothe
 (validation, KPI, holdout), are removed before the search and counted per set; so are repeated pool
 rows (same leakage key). With `filter_by_label`, each target searches only the pool rows of its own
 label, so its `top_k` candidates are all same-label.
+
+A pool with a `source` column (the DEFT loop's unified pool: `mining_pool` and `synthetic` rows)
+is searched as one pool; the counts are also given per source, and each per-source count sums to
+its total.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class MiningResult:
     embed_seconds: float = 0.0
     search_seconds: float = 0.0
     per_label: pd.DataFrame = field(default_factory=pd.DataFrame)
+    per_source: dict[str, dict[str, int]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -320,6 +325,7 @@ def mine(
         )
 
     per_label = _per_label(targets, searchable, sel)
+    per_source = _per_source(searchable, sel)
     result = MiningResult(
         rows=rows,
         kept=kept,
@@ -336,6 +342,7 @@ def mine(
         embed_seconds=t_embed + p_embed,
         search_seconds=search_seconds,
         per_label=per_label,
+        per_source=per_source,
     )
     _write_outputs(
         result,
@@ -381,6 +388,26 @@ def _per_label(targets: pd.DataFrame, searchable: pd.DataFrame, sel: Selection) 
             }
         )
     return pd.DataFrame(out)
+
+
+def _per_source(searchable: pd.DataFrame, sel: Selection) -> dict[str, dict[str, int]]:
+    """Per pool `source` (when the pool has one): candidates, rejected, duplicates, kept."""
+    if "source" not in searchable.columns:
+        return {}
+    sources = searchable["source"].to_numpy()
+    status = sel.pairs["status"].to_numpy()
+    pair_source = sources[sel.pairs["pool"].to_numpy(dtype=np.int64)] if len(sel.pairs) else sources[:0]
+    out = {}
+    for src in sorted(dict.fromkeys(sources)):
+        hit = pair_source == src
+        out[str(src)] = {
+            "searched": int((sources == src).sum()),
+            "candidates": int(hit.sum()),
+            "rejected": int((hit & (status == "rejected")).sum()),
+            "duplicates": int((hit & (status == "duplicate")).sum()),
+            "kept": int((hit & (status == "kept")).sum()),
+        }
+    return out
 
 
 def _similarity_spread(sims: np.ndarray) -> dict[str, float | str]:
@@ -431,6 +458,17 @@ def _write_outputs(
         "pool_embedded": result.pool_embedded,
         "targets_embedded": result.targets_embedded,
         **_similarity_spread(sel.pairs["similarity"].to_numpy(dtype=np.float64)),
+        **{
+            f"{count}_count_{src}": n[key]
+            for src, n in result.per_source.items()
+            for key, count in (
+                ("searched", "searched"),
+                ("candidates", "candidate"),
+                ("rejected", "rejected"),
+                ("duplicates", "duplicate"),
+                ("kept", "kept"),
+            )
+        },
     }
     pairs = sel.pairs.copy()
     if len(pairs):
@@ -441,6 +479,8 @@ def _write_outputs(
         pairs["pool_input_path"] = pool_rows["input_path"].to_numpy()
         pairs["pool_object_name"] = pool_rows["object_name"].to_numpy()
         pairs["pool_label"] = pool_rows["label"].to_numpy()
+        if "source" in pool_rows.columns:
+            pairs["pool_source"] = pool_rows["source"].to_numpy()
         pairs = pairs.drop(columns="pool")
 
     def text(path: Path) -> None:
@@ -450,6 +490,9 @@ def _write_outputs(
         lines += (
             result.per_label.to_string(index=False) if len(result.per_label) else "(no targets)"
         ).splitlines()
+        if result.per_source:
+            lines += ["", "per pool source:"]
+            lines += pd.DataFrame(result.per_source).T.rename_axis("source").to_string().splitlines()
         if len(result.rows):
             lines += ["", "kept rows per pool label:"]
             lines += result.rows["label"].value_counts().sort_index().to_string().splitlines()

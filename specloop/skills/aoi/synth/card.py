@@ -92,11 +92,11 @@ train:
     loss: ce
     cls_weight: [1.0, 10.0]
 evaluate:
-  checkpoint: null
+  checkpoint: ${{results_dir}}/train/best_val.pth
   batch_size: 64
   results_dir: ${{results_dir}}/evaluate
 inference:
-  checkpoint: null
+  checkpoint: ${{results_dir}}/train/best_val.pth
   batch_size: 64
   results_dir: ${{results_dir}}/inference
 """
@@ -197,9 +197,10 @@ def dataset_card(
         f"{', '.join(absent)} are absent from it and {', '.join(rare)} is rare. KPI and holdout sample every "
         "line and defect type evenly, so a model trained on the base set alone raises false alarms there — "
         "the gap the DEFT loop closes by mining the labelled pool (several times the training size, leaning "
-        "towards the new lines, every defect type) and by ingesting the pre-generated pool (which leans "
-        "towards the missing defect types, rendered with a visible domain gap: aligned, untextured, "
-        "noiseless, smoother, cooler and more saturated colours).",
+        "towards the new lines, every defect type) together with the pre-generated pool (which leans "
+        "towards the missing defect types: production captures of good parts with a defect generated into "
+        "each, OK and NG in the same pose). Both are searched as one pool: a pre-generated pair is trained "
+        "on only when it is among a weak sample's nearest neighbours.",
         "",
         "## Counts",
         "",

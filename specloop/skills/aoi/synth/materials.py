@@ -87,17 +87,9 @@ _SOLDER: dict[Mat, tuple[int, int, int]] = {
 _MASK_LEVEL = {"SolderLight": 0.38, "UniformLight": 1.0}
 
 
-def _synthetic_shift(pal: np.ndarray) -> np.ndarray:
-    """The pre-generated pool's palette: cooler, more saturated, a little brighter (its domain gap)."""
-    grey = pal.mean(axis=1, keepdims=True)
-    out = grey + (pal - grey) * 1.35
-    out = out * np.array([0.94, 1.02, 1.12]) + 10.0
-    return np.clip(out, 0, 255)
-
-
 @lru_cache(maxsize=64)
-def palette(board_name: str, light: str, style: str = "real") -> np.ndarray:
-    """(N_MATS, 3) float32 colours of every material for one board, light and style."""
+def palette(board_name: str, light: str) -> np.ndarray:
+    """(N_MATS, 3) float32 colours of every material for one board and light."""
     b: Board = board(board_name)
     table = _SOLDER if light == "SolderLight" else _UNIFORM
     pal = np.zeros((N_MATS, 3), dtype=np.float64)
@@ -108,6 +100,4 @@ def palette(board_name: str, light: str, style: str = "real") -> np.ndarray:
     pal[Mat.TRACE] = np.array(b.copper_rgb) * level
     pal[Mat.SILK_FAINT] = 0.45 * pal[Mat.SILK] + 0.55 * pal[Mat.BOARD]
     pal = pal * np.array(b.light_gain[light])
-    if style == "synthetic":
-        pal = _synthetic_shift(pal)
     return np.clip(pal, 0, 255).astype(np.float32)

@@ -47,13 +47,6 @@ def golden_photometric(board: Board) -> Photometric:
     )
 
 
-def clean_photometric() -> Photometric:
-    """The pre-generated pool's rendering: noiseless and smooth (part of its domain gap)."""
-    return Photometric(
-        gain=dict.fromkeys(LIGHTS, 1.0), drift=dict.fromkeys(LIGHTS, (1.0, 1.0, 1.0)), blur=0.7
-    )
-
-
 def sample_pose(board: Board, rng: np.random.Generator) -> Pose:
     nz = board.nuisance
     r = nz.misalign_px * np.sqrt(rng.uniform(0.05, 1.0))

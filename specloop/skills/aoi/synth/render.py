@@ -144,9 +144,9 @@ def texture(board: Board, key: int, cam: tuple[float, float]) -> np.ndarray:
     return weave.astype(np.float32)
 
 
-def colour(coverage: np.ndarray, board: Board, light: str, style: str, tex: np.ndarray | None) -> np.ndarray:
+def colour(coverage: np.ndarray, board: Board, light: str, tex: np.ndarray | None) -> np.ndarray:
     """Float (SIZE, SIZE, 3) image of one light from material coverage."""
-    rgb = (coverage @ palette(board.name, light, style)).reshape(SIZE, SIZE, 3)
+    rgb = (coverage @ palette(board.name, light)).reshape(SIZE, SIZE, 3)
     if tex is not None:
         boardish = (coverage[:, Mat.BOARD] + coverage[:, Mat.TRACE]).reshape(SIZE, SIZE)
         rgb = rgb * (1 + boardish * tex)[..., None]

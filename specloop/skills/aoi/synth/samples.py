@@ -14,7 +14,6 @@ from specloop.skills.aoi.synth.defects import sample_defect
 from specloop.skills.aoi.synth.nuisance import (
     GOLDEN_POSE,
     apply_photometric,
-    clean_photometric,
     golden_photometric,
     sample_photometric,
     sample_pose,
@@ -38,7 +37,7 @@ def golden(board_name: str, p: Placement, texture_key: int, rng: np.random.Gener
     tex = texture(b, texture_key, GOLDEN_POSE.cam)
     ph = golden_photometric(b)
     return {
-        light: png_bytes(apply_photometric(colour(coverage, b, light, "real", tex), ph, light, rng))
+        light: png_bytes(apply_photometric(colour(coverage, b, light, tex), ph, light, rng))
         for light in LIGHTS
     }
 
@@ -54,28 +53,33 @@ def production_crop(
     coverage = rasterize(build_scene(p, defect), p, pose, defect)
     tex = texture(b, texture_key, pose.cam)
     return {
-        light: png_bytes(apply_photometric(colour(coverage, b, light, "real", tex), ph, light, rng))
+        light: png_bytes(apply_photometric(colour(coverage, b, light, tex), ph, light, rng))
         for light in LIGHTS
     }
 
 
 def synthetic_pair(
-    board_name: str, p: Placement, label: str, rng: np.random.Generator
+    board_name: str, p: Placement, label: str, texture_key: int, rng: np.random.Generator
 ) -> tuple[Pictures, Pictures]:
-    """(OK original, NG reconstruction) in the pool's clean style: aligned, untextured, noiseless."""
+    """(OK original, NG reconstruction) the way AnomalyGen makes them: a production capture of a good
+    part, and the same capture (pose, lighting, texture, sensor noise) with a defect generated into
+    it. So a pair can be as near a weak KPI sample as a real pool row, and k-NN decides which is."""
     b = board(board_name)
+    pose = sample_pose(b, rng)
+    ph = sample_photometric(b, rng)
     defect = sample_defect(p.kind, label, rng)
-    ph = clean_photometric()
-    ok_cov = rasterize(build_scene(p), p, GOLDEN_POSE)
-    ng_cov = rasterize(build_scene(p, defect), p, GOLDEN_POSE, defect)
-    ok = {
-        light: png_bytes(apply_photometric(colour(ok_cov, b, light, "synthetic", None), ph, light, rng))
-        for light in LIGHTS
-    }
-    ng = {
-        light: png_bytes(apply_photometric(colour(ng_cov, b, light, "synthetic", None), ph, light, rng))
-        for light in LIGHTS
-    }
+    tex = texture(b, texture_key, pose.cam)
+    noise_seed = int(rng.integers(2**32))
+    pictures = []
+    for coverage in (rasterize(build_scene(p), p, pose), rasterize(build_scene(p, defect), p, pose, defect)):
+        noise = np.random.default_rng(noise_seed)  # the same sensor noise on both sides
+        pictures.append(
+            {
+                light: png_bytes(apply_photometric(colour(coverage, b, light, tex), ph, light, noise))
+                for light in LIGHTS
+            }
+        )
+    ok, ng = pictures
     return ok, ng
 
 
@@ -95,7 +99,7 @@ def render(job: Job) -> tuple[Pictures, Pictures | None]:
     """(test or NG pictures, OK pictures for a pre-generated pair else None)."""
     rng = np.random.default_rng(list(job.rng_key))
     if job.synthetic:
-        ok, ng = synthetic_pair(job.board, job.placement, job.label, rng)
+        ok, ng = synthetic_pair(job.board, job.placement, job.label, job.texture_key, rng)
         return ng, ok
     return production_crop(job.board, job.placement, job.label, job.texture_key, rng), None
 
