@@ -67,6 +67,12 @@ def _checkpoint(spec_value: str | None, key: str, root: Path) -> Path:
     path = resolve_path(spec_value, root)
     if path is None:
         raise SpecloopError(f"{key} is not set; pass {key}=path/to/model.pth.", rule="spec")
+    if not path.is_file():
+        raise SpecloopError(
+            f"{key} {path} does not exist; train first (`specloop changenet train -e SPEC`) or pass "
+            f"{key}=path/to/model.pth.",
+            rule="checkpoint-missing",
+        )
     return path
 
 
@@ -76,14 +82,20 @@ def train(
     overrides: list[str] | None = OVERRIDES_ARG,
     results_dir: Path | None = RESULTS_OPT,
     quiet: bool = QUIET_OPT,
+    result_json: Path | None = typer.Option(
+        None, "--result-json", help="Also write the result (rank 0) to this JSON file."
+    ),
 ) -> None:
     """Train (or fine-tune / resume) a ChangeNet; writes checkpoints, status.json and train.log."""
+    from specloop.ledger.files import atomic_write_json
     from specloop.skills.changenet.train import train as run_train
 
     spec, root = _load(experiment_spec, overrides)
     out = _out_dir(results_dir, spec.train.results_dir, spec, root, "train")
     result = run_train(spec, root, out, progress=not quiet)
     if _is_main():
+        if result_json is not None:
+            atomic_write_json(result_json, result.to_dict())
         console.print_json(json.dumps(result.to_dict()))
 
 

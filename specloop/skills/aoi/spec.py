@@ -132,6 +132,7 @@ class TrainClassifyConfig(_Section):
 class TrainConfig(_Section):
     num_epochs: int = Field(20, ge=1)
     num_nodes: int = Field(1, ge=1)
+    num_gpus: int = Field(1, ge=1)  # > 1: the DEFT loop trains under torchrun with this many processes
     seed: int = 1234
     validation_interval: int = Field(1, ge=1)
     checkpoint_interval: int = Field(1, ge=1)
@@ -142,6 +143,10 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     optim: OptimConfig = OptimConfig()
     classify: TrainClassifyConfig = TrainClassifyConfig()
+
+
+# What `evaluate.checkpoint` and `inference.checkpoint` default to, under the train results folder.
+DEFAULT_CHECKPOINT = "best_val.pth"
 
 
 class EvaluateConfig(_Section):
@@ -198,6 +203,16 @@ class ExperimentSpec(_Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _launcher_defaults(self) -> ExperimentSpec:
+        """As TAO's launcher specs do: evaluate and inference read the trained model under the train
+        results folder, so one spec runs train → evaluate → inference."""
+        trained = f"{self.train.results_dir or f'{self.results_dir}/train'}/{DEFAULT_CHECKPOINT}"
+        for section in (self.evaluate, self.inference):
+            if not section.checkpoint:
+                section.checkpoint = trained
+        return self
+
     def lights(self) -> list[str]:
         from specloop.skills.aoi.images import light_names
 
@@ -218,7 +233,6 @@ TAO_ONLY_KEYS: frozenset[str] = frozenset(
         "model.decode_head",
         "dataset.segment",
         "dataset.classify.num_golden",
-        "train.num_gpus",
         "train.gpu_ids",
         "train.cudnn",
         "train.tensorboard",

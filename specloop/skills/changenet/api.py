@@ -4,6 +4,7 @@ from specloop.skills.changenet.checkpoint import load_backbone_features, load_mo
 from specloop.skills.changenet.evaluate import evaluate
 from specloop.skills.changenet.infer import infer
 from specloop.skills.changenet.kpi import KPI_DEFINITION, far_at_full_recall
+from specloop.skills.changenet.launch import train_under_torchrun
 from specloop.skills.changenet.model import ChangeNet, build_model
 from specloop.skills.changenet.scores import SCORE_COLUMN
 from specloop.skills.changenet.select import select_checkpoint
@@ -23,4 +24,5 @@ __all__ = [
     "load_model",
     "select_checkpoint",
     "train",
+    "train_under_torchrun",
 ]
