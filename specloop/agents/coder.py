@@ -9,8 +9,10 @@ from omegaconf import OmegaConf
 
 from specloop.agents.base import Agent, StageResult
 from specloop.agents.context import RunContext
+from specloop.ledger.files import sha256_file
 from specloop.skills.aoi.spec import ExperimentSpec, load_spec
 from specloop.skills.changenet import api as changenet
+from specloop.skills.changenet.handoff import adopt_checkpoint, handoff_checkpoint
 
 SPEC_NAME = "spec.yaml"
 
@@ -72,6 +74,21 @@ class Coder(Agent):
                 "train.pretrained_model_path": str(ctx.run_dir / state["best"]["checkpoint"]),
                 "train.optim.lr": cfg["finetune_lr"],
             }
+        baseline = state["iterations"].get("baseline", {})
+        seeded = handoff_checkpoint(baseline, ctx.run_dir) if iter_label == "baseline" else None
+        if seeded is not None:  # handed over by an earlier stage (AutoML): train no baseline
+            write_stage_spec(ctx, iter_label, overrides)
+            status = self.tool(
+                "changenet.adopt_checkpoint",
+                "train",
+                iter_label,
+                adopt_checkpoint,
+                checkpoint=seeded,
+                out_dir=out_dir,
+            )
+            self.record("handoff", "train", iter_label, checkpoint=str(seeded), sha256=sha256_file(seeded))
+            summary = f"pre-seeded baseline {seeded.name} (epoch {status['epoch']}) adopted; no training"
+            return StageResult(summary, {"preseeded_from": str(seeded), "seed_sha256": sha256_file(seeded)})
         latest = it.checkpoint("latest")
         if latest.is_file():
             # A kill during this stage left epoch checkpoints: continue instead of starting over.
@@ -79,16 +96,28 @@ class Coder(Agent):
             self.record("resume", "train", iter_label, checkpoint=str(latest))
         spec_path = write_stage_spec(ctx, iter_label, overrides)
         spec = load_spec(spec_path)
-        result = self.tool(
-            "changenet.train",
-            "train",
-            iter_label,
-            changenet.train,
-            spec=spec,
-            root=ws.root,
-            out_dir=out_dir,
-            progress=ctx.progress,
-        )
+        if spec.train.num_gpus > 1:  # one process per device, launched on the stage's spec file
+            result = self.tool(
+                "changenet.train_under_torchrun",
+                "train",
+                iter_label,
+                changenet.train_under_torchrun,
+                spec_path=spec_path,
+                out_dir=out_dir,
+                nproc=spec.train.num_gpus,
+                progress=ctx.progress,
+            )
+        else:
+            result = self.tool(
+                "changenet.train",
+                "train",
+                iter_label,
+                changenet.train,
+                spec=spec,
+                root=ws.root,
+                out_dir=out_dir,
+                progress=ctx.progress,
+            )
         summary = (
             f"{result.epochs_run} epoch(s) on {spec.model.backbone.type} in {result.seconds:.0f}s "
             f"({result.pairs_per_sec:.0f} pairs/s, {result.device})"
