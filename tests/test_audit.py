@@ -7,6 +7,7 @@ import filecmp
 import json
 import os
 import random
+import re
 import shutil
 import string
 import sys
@@ -22,6 +23,7 @@ from specloop.graph.run import EXIT_AWAITING, create_run, drive
 from specloop.ledger.transcript import GENESIS, entry_hash
 from specloop.skills.aoi.schema import LEAKAGE_KEY, leakage_keys, read_csv
 from specloop.skills.audit import JSON_FILE, REPORT_FILE, AuditResult, audit_run
+from specloop.skills.changenet.kpi import far_at_full_recall
 
 
 def _audit_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -105,6 +107,7 @@ def test_clean_run_audits_clean(real_run: Path, tmp_path: Path, capsys: pytest.C
         "claims.selection",
         "claims.best",
         "claims.checkpoint",
+        "claims.files",
         "data.leakage",
         "data.provenance",
         "data.synth-pool",
@@ -173,10 +176,61 @@ def change_far_in_best_model(run: Path) -> tuple[str, str, set[str]]:
 def swap_best_checkpoint(run: Path) -> tuple[str, str, set[str]]:
     best = json.loads((run / "best_model.json").read_text())["checkpoint"]
     target = run / best
-    other = next(p for p in sorted(target.parent.glob("*.pth")) if not filecmp.cmp(p, target, shallow=False))
+    # retention keeps one file per training when the last epoch was the best: take another training's
+    other = next(p for p in sorted(run.glob("*/train/*.pth")) if not filecmp.cmp(p, target, shallow=False))
     target.unlink()  # a hard link to the original run: replace it, never write into it
     shutil.copyfile(other, target)
-    return "claims.checkpoint", best, {"claims.checkpoint"}
+    return "claims.checkpoint", best, {"claims.checkpoint", "claims.files"}
+
+
+def change_far_in_report_page(run: Path) -> tuple[str, str, set[str]]:
+    """The page people read: the baseline's KPI FAR cell of the iterations table, "37.78%" → "0.78%"."""
+    path = run / "DEFT_Loop_Report.html"
+    lines = _lines(path)
+    row = next(i for i, line in enumerate(lines) if line.strip() == "<td><b>baseline</b></td>")
+    cell = next(
+        i for i in range(row, row + 5) if re.fullmatch(r'\s*<td class="num">\d+(\.\d+)?%</td>', lines[i])
+    )
+    lines[cell] = re.sub(r">\d+(\.\d+)?%<", ">0.78%<", lines[cell])
+    _write(path, lines)
+    return "claims.far", f"DEFT_Loop_Report.html:line {cell + 1}", {"claims.far"}
+
+
+def change_auroc_in_summary(run: Path) -> tuple[str, str, set[str]]:
+    path = run / "iter1_summary.md"
+    lines = _lines(path)
+    (i,) = [i for i, line in enumerate(lines) if "KPI AUROC " in line]
+    shown = re.search(r"KPI AUROC (\d\.\d+)", lines[i]).group(1)
+    lines[i] = lines[i].replace(f"KPI AUROC {shown}", f"KPI AUROC {(float(shown) + 0.5) % 1:.3f}")
+    _write(path, lines)
+    return "claims.auroc", f"iter1_summary.md:line {i + 1}", {"claims.auroc"}
+
+
+def replace_the_checkpoint_not_kept(run: Path) -> tuple[str, str, set[str]]:
+    """The candidate evaluate did not keep has no hash in the state; the transcript's record has."""
+    chosen = json.loads((run / "deft_state.json").read_text())["iterations"]["iter1"]["chosen"]
+    other = "latest" if chosen == "best_val" else "best_val"
+    target = run / "iter1" / "train" / f"{other}.pth"
+    target.unlink()
+    shutil.copyfile(run / "baseline" / "train" / "latest.pth", target)
+    return "claims.files", f"iter1/train/{other}.pth", {"claims.files"}
+
+
+def far_neutral_score_edit(run: Path) -> tuple[str, str, set[str]]:
+    """One PASS score moved away from the threshold: FAR, threshold and recall all stay the same."""
+    rel = "iter1/inference/kpi/best_val/inference.csv"
+    path = run / rel
+    before = pd.read_csv(path, dtype=str, keep_default_na=False)
+    scores = before["siamese_score"].astype(float).to_numpy()
+    defect = (before["label"] != "PASS").to_numpy()
+    far, threshold = far_at_full_recall(scores, defect)
+    i = int(next(j for j in range(len(before)) if not defect[j]))
+    moved = scores[i] / 2 if scores[i] < threshold else (scores[i] + 1) / 2
+    after = before.copy()
+    after.loc[i, "siamese_score"] = repr(float(moved))
+    after.to_csv(path, index=False)
+    assert far_at_full_recall(after["siamese_score"].astype(float).to_numpy(), defect) == (far, threshold)
+    return "claims.files", rel, {"claims.files"}
 
 
 def add_validation_row_to_training(run: Path) -> tuple[str, str, set[str]]:
@@ -301,6 +355,10 @@ TAMPERS: list[Tamper] = [
     change_far_in_summary,
     change_far_in_best_model,
     swap_best_checkpoint,
+    change_far_in_report_page,
+    change_auroc_in_summary,
+    replace_the_checkpoint_not_kept,
+    far_neutral_score_edit,
     add_validation_row_to_training,
     plant_fake_key,
     remove_approval_entry,

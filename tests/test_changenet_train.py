@@ -54,15 +54,15 @@ def trained(tiny_workspace: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_training_writes_checkpoints_status_and_log(trained) -> None:
     result, out = trained
     assert result.epochs_run == 3 and result.pairs_per_sec > 0 and result.device == "cpu"
-    for name in (
-        "epoch_001.pth",
-        "epoch_002.pth",
-        "epoch_003.pth",
-        "best_val.pth",
-        "latest.pth",
-        "train.log",
-    ):
+    for name in ("epoch_003.pth", "best_val.pth", "latest.pth", "train.log", "checkpoints.json"):
         assert (out / name).is_file(), name
+    # train.keep_checkpoints best_latest (the default): older epoch files pruned as the run went
+    assert not (out / "epoch_001.pth").exists() and not (out / "epoch_002.pth").exists()
+    written = json.loads((out / "checkpoints.json").read_text())["checkpoints"]
+    pruned = {e["file"] for e in written if e.get("pruned")}
+    assert pruned == {"epoch_001.pth", "epoch_002.pth"}
+    assert [e["epoch"] for e in written if e["file"] == "latest.pth"] == [1, 2, 3]
+    assert result.checkpoints == written and result.disk_bytes > 0
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "done" and status["epoch"] == 3 and len(status["history"]) == 3
     assert status["val_auroc"] is not None and 0 <= status["val_far_at_100_recall"] <= 1

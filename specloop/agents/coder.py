@@ -122,4 +122,15 @@ class Coder(Agent):
             f"{result.epochs_run} epoch(s) on {spec.model.backbone.type} in {result.seconds:.0f}s "
             f"({result.pairs_per_sec:.0f} pairs/s, {result.device})"
         )
-        return StageResult(summary, {"train_seconds": result.seconds, "pairs_per_sec": result.pairs_per_sec})
+        # every checkpoint written, kept or pruned, with its sha256: a later edit is an audit finding
+        self.record(
+            "checkpoints", "train", iter_label, files=result.checkpoints, disk_bytes=result.disk_bytes
+        )
+        return StageResult(
+            summary,
+            {
+                "train_seconds": result.seconds,
+                "pairs_per_sec": result.pairs_per_sec,
+                "train_disk_bytes": result.disk_bytes,
+            },
+        )

@@ -14,6 +14,7 @@ from specloop.errors import HardStop
 from specloop.ledger import state as ledger_state
 from specloop.ledger.files import atomic_write_json, atomic_write_text, sha256_file
 from specloop.ledger.layout import CANDIDATES
+from specloop.ledger.transcript import record_hashes
 from specloop.pipelines.registry import get_pipeline
 from specloop.skills.aoi.assemble import validate_training_csv
 from specloop.skills.aoi.pool import to_workspace_paths
@@ -71,6 +72,8 @@ class Reviewer(Agent):
                 out_csv=it.inference_csv(name),
                 progress=self.ctx.progress,
             )
+        csvs = [it.inference_csv(name) for name in CANDIDATES]
+        record_hashes(self.ctx.transcript, self.role, "inference", label, self.ctx.run_dir, csvs)
         return StageResult(f"scored {len(read_csv(kpi.csv))} KPI rows with {' and '.join(CANDIDATES)}")
 
     def evaluate(self, label: str) -> StageResult:
@@ -106,6 +109,14 @@ class Reviewer(Agent):
                 images_dir=holdout.images_dir,
                 out_csv=it.holdout_inference_csv,
                 progress=self.ctx.progress,
+            )
+            record_hashes(
+                self.ctx.transcript,
+                self.role,
+                "evaluate",
+                label,
+                self.ctx.run_dir,
+                [it.holdout_inference_csv],
             )
             holdout_metrics = changenet.evaluate(
                 inference_csv=it.holdout_inference_csv, out_dir=it.evaluate_dir / "holdout"

@@ -54,6 +54,16 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def disk_bytes(root: Path, skip: frozenset[str] = frozenset()) -> int:
+    """Bytes the files under `root` take, a hard-linked file counted once; names in `skip` left out."""
+    seen: dict[tuple[int, int], int] = {}
+    for f in root.rglob("*"):
+        if f.name not in skip and f.is_file() and not f.is_symlink():
+            st = f.stat()
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
+
+
 def append_line(path: Path, line: str) -> None:
     """Append one line durably (the stage log and transcript are append-only JSONL)."""
     path.parent.mkdir(parents=True, exist_ok=True)

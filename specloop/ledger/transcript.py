@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from specloop.ledger.files import append_line, read_jsonl
+from specloop.ledger.files import append_line, read_jsonl, sha256_file
 from specloop.ledger.redaction import redact
 
 GENESIS = "0" * 64
+FILE_HASHES = "file_hashes"  # the kind of an entry recording files' sha256 as they were written
 TAIL_CHUNK = 1 << 16  # bytes read at a time, from the end, to find the last entry
 
 
@@ -101,6 +102,15 @@ class Transcript:
 
     def entries(self) -> list[dict[str, Any]]:
         return read_entries(self.path)
+
+
+def record_hashes(
+    transcript: Transcript, agent: str, stage: str, iter_label: str, run_dir: Path, files: Iterable[Path]
+) -> dict[str, Any]:
+    """Record the sha256 of each file (named relative to the run directory), so that an edit made
+    after the stage wrote it is a named finding of the audit."""
+    hashes = {f.resolve().relative_to(run_dir.resolve()).as_posix(): sha256_file(f) for f in files}
+    return transcript.record(agent, FILE_HASHES, stage, iter_label, files=hashes)
 
 
 def verify_chain(entries: list[dict[str, Any]]) -> list[tuple[int, str]]:

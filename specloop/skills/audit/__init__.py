@@ -17,8 +17,10 @@ from specloop.skills.audit.create_claims import check_create_claims
 from specloop.skills.audit.data import check_data
 from specloop.skills.audit.findings import CHECKS, EXIT_CLEAN, EXIT_FINDINGS, AuditResult, Finding, Findings
 from specloop.skills.audit.gate import check_gate
+from specloop.skills.audit.hashes import check_files
 from specloop.skills.audit.hygiene import check_hygiene
 from specloop.skills.audit.integrity import check_integrity
+from specloop.skills.audit.pages import check_pages
 from specloop.skills.audit.prose import check_prose
 from specloop.skills.audit.report import JSON_FILE, REPORT_FILE, render_markdown, write_reports
 from specloop.skills.audit.run_records import NotARunError, RunRecords, load_records
@@ -52,6 +54,8 @@ def audit_run(run_dir: Path, *, strict: bool = False) -> AuditResult:
     else:
         truths = check_claims(run, out)
         check_prose(run, out, truths)
+        check_pages(run, out, truths)
+        check_files(run, out)
         check_data(run, out)
     facts["model_calls"] = check_hygiene(run, out)
     facts["best"] = _best(run, truths)

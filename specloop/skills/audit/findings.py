@@ -38,6 +38,8 @@ CHECKS: dict[str, str] = {
     "claims.selection": "each iteration kept the candidate checkpoint with the lower recomputed FAR",
     "claims.best": "the best model is the iteration with the lowest recomputed KPI FAR",
     "claims.checkpoint": "every kept checkpoint exists and its sha256 matches the ledger",
+    "claims.auroc": "every AUROC the report page and iteration summaries show equals the state's",
+    "claims.files": "every checkpoint and inference CSV hashes as the transcript recorded it when written",
     "claims.build-log": "create: every [x] in PROJECT_BUILD_LOG.md has a passing build record",
     "claims.commands": "create: build records and kept logs/ match the transcript's command entries",
     "claims.tech": "create: every number, label and formula in tech.md equals tech.json's",

@@ -78,7 +78,7 @@ class RunRecords:
     transcript: list[Line]
     state_file: str = STATE_FILE  # the state file the run has (or, when it has none, the one it should)
     inferred_pipeline: str | None = None  # from the log's labels, when the state cannot say
-    _hashes: dict[Path, str] = field(default_factory=dict, repr=False)
+    _hashes: dict[tuple[int, int, int, int], str] = field(default_factory=dict, repr=False)
     _frames: dict[Path, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def rel(self, path: Path) -> str:
@@ -99,9 +99,12 @@ class RunRecords:
         return p if p.is_absolute() else self.dir / p
 
     def sha256(self, path: Path) -> str:
-        if path not in self._hashes:
-            self._hashes[path] = sha256_file(path)
-        return self._hashes[path]
+        """Hashed once per file: hard links (latest, best_val and an epoch file) share one hash."""
+        st = path.stat()
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in self._hashes:
+            self._hashes[key] = sha256_file(path)
+        return self._hashes[key]
 
     def frame(self, path: Path) -> pd.DataFrame:
         """A contract CSV, read once per audit; ContractError (one sentence) when unreadable."""

@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from specloop.errors import SpecloopError
-from specloop.ledger.files import sha256_file
+from specloop.ledger.files import disk_bytes, sha256_file
 from specloop.skills.aoi.spec import ExperimentSpec, resolve_path
 from specloop.skills.changenet.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from specloop.skills.changenet.data import EpochSampler, ImageLayout, PairDataset, Preprocess, collate_batch
@@ -101,16 +101,6 @@ def restore_rng(state: dict[str, Any], pre: Preprocess) -> None:
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     pre.gen.set_state(state["augment"])
-
-
-def disk_bytes(root: Path) -> int:
-    """Bytes the files under `root` take, a hard-linked file counted once."""
-    seen: dict[tuple[int, int], int] = {}
-    for f in root.rglob("*"):
-        if f.is_file() and not f.is_symlink():
-            st = f.stat()
-            seen[(st.st_dev, st.st_ino)] = st.st_size
-    return sum(seen.values())
 
 
 def dataset_paths(spec: ExperimentSpec, root: Path, which: str) -> tuple[Path, Path] | None:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from specloop.errors import SpecloopError
+from specloop.ledger.files import disk_bytes
 from specloop.ledger.layout import RunLayout, label_order
 from specloop.ledger.loop_log import read_entries
 
@@ -200,6 +201,32 @@ class Iteration:
         return value if isinstance(value, dict) else {}
 
 
+@dataclass(frozen=True)
+class Disk:
+    """What the run directory takes, and its checkpoints: kept on disk or pruned by retention."""
+
+    run_bytes: int
+    checkpoint_bytes: int
+    kept: int  # distinct checkpoint files (hard links counted once)
+    pruned: int
+
+
+def disk_use(run_dir: Path, skip: frozenset[str] = frozenset()) -> Disk:
+    inodes: dict[tuple[int, int], int] = {}
+    pruned = 0
+    for train_dir in sorted(run_dir.glob("*/train")):
+        for f in train_dir.glob("*.pth"):
+            st = f.stat()
+            inodes[(st.st_dev, st.st_ino)] = st.st_size
+        written = _json(train_dir / CHECKPOINT_MANIFEST).get("checkpoints")
+        pruned += (
+            sum(1 for e in written if isinstance(e, dict) and e.get("pruned"))
+            if isinstance(written, list)
+            else 0
+        )
+    return Disk(disk_bytes(run_dir, skip), sum(inodes.values()), len(inodes), pruned)
+
+
 @dataclass
 class Run:
     dir: Path
@@ -230,6 +257,9 @@ class Run:
             return named
         evaluated = self.evaluated()
         return min(evaluated, key=lambda it: it.kpi_far) if evaluated else None
+
+
+CHECKPOINT_MANIFEST = "checkpoints.json"  # what a training wrote (skills/changenet/train.py)
 
 
 def _load_iteration(run_dir: Path, label: str, record: dict[str, Any], previous: str | None) -> Iteration:
