@@ -24,8 +24,8 @@ import pytest
 from PIL import Image
 
 from specloop.cli import main
-from specloop.graph.run import create_run
 from specloop.ledger import loop_log
+from specloop.ledger import state as ledger_state
 from specloop.skills.aoi.check import check_workspace
 from specloop.skills.aoi.schema import read_csv, write_csv
 
@@ -161,10 +161,20 @@ def test_workspace_check_names_a_decompression_bomb(
 # --- a run directory broken afterwards -------------------------------------------------------------
 
 
+def _new_run(ws: Path, options: dict[str, object]) -> Path:
+    """A run directory as `deft run` creates it before pre-flight (its initial state only)."""
+    run = ws / "results" / "run_20261201_120000"
+    run.mkdir(parents=True)
+    state = ledger_state.new_state(
+        run_dir=run, workspace=ws, kpi_target="", max_iterations=0, config={"options": options}
+    )
+    ledger_state.save(run, state)
+    return run
+
+
 @pytest.fixture
 def run_dir(ws: Path) -> Path:
-    """A run directory as `deft run` creates it, before pre-flight."""
-    return create_run(ws, {"embedder": None, "progress": False})
+    return _new_run(ws, {"embedder": None, "progress": False})
 
 
 @pytest.mark.parametrize(
@@ -202,7 +212,7 @@ def test_a_state_missing_what_resume_reads_is_one_sentence(
 def test_resume_of_a_run_started_with_a_bogus_embedder(
     ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = create_run(ws, {"embedder": "bogus", "progress": False})  # as an older specloop allowed
+    run = _new_run(ws, {"embedder": "bogus", "progress": False})  # as an older specloop allowed
     before = _hashes(run)
     code, output = _cli(monkeypatch, capsys, "deft", "resume", str(run))
     assert code == 2, output
