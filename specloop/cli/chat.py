@@ -77,7 +77,22 @@ def _read() -> str | None:
     return line.rstrip("\n")
 
 
+def _settle(session: ChatSession) -> None:
+    """A run on its way to the gate is waited for, so that its summary and question end the reply."""
+    while not session.settle(0.5):
+        pass
+
+
 def _close(session: ChatSession) -> None:
+    if not sys.stdin.isatty() and session.busy:
+        # A script's last line is not someone walking away: the run it approved finishes first.
+        _assistant(f"Input ended; waiting for {session.run_dir.name} to finish (Ctrl-C pauses it instead).")
+        try:
+            while not session.wait(0.5):
+                pass
+            return
+        except KeyboardInterrupt:
+            pass
     pausing = session.close()
     if pausing is None:
         if session.run_dir is not None:
@@ -126,6 +141,7 @@ def chat_command(
             _assistant(reopened.note)
             if reopened.event is not None:
                 _render_event(reopened.event)
+            _settle(session)
         while True:
             try:
                 text = _read()
@@ -133,6 +149,7 @@ def chat_command(
                     break
                 if text.strip():
                     _render_turns(session.say(text))
+                    _settle(session)
             except KeyboardInterrupt:
                 break
         _close(session)

@@ -51,7 +51,9 @@ from specloop.graph.chat_router import LOBBY, build_chat_graph, chat_thread
 from specloop.graph.chat_runner import ChatEvent, GateReached, RunEnded, RunThread, gate_reached, run_ended
 from specloop.graph.create_start import start_create
 from specloop.graph.run import create_run, open_run, specs_of, thread_config
+from specloop.ledger import loop_log
 from specloop.ledger import state as ledger_state
+from specloop.ledger.layout import LOG_FILE
 from specloop.ledger.requests import STOP_REQUEST, request_stop
 from specloop.llm import LLMCall, get_llm, load_settings
 from specloop.pipelines import get_pipeline
@@ -119,6 +121,7 @@ class ChatSession:
         self._graph: CompiledStateGraph | None = None  # the current run's, from its pipeline
         self._pipeline = "deft"
         self._answers: dict[str, str] = {}  # a create run's gate answers, sent with "go"
+        self._before_gate = False  # the current run's graph has not passed its gate yet
         self._ctx: RunContext | None = None
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str, dict[str, Any]]] = []  # (agent, kind, data) not yet recorded
@@ -176,6 +179,7 @@ class ChatSession:
         snapshot = self._graph.get_state(thread_config(run_dir))
         event: GateReached | RunEnded | None = None
         if not snapshot.values:
+            self._before_gate = True
             self._start_graph(self._first_input())
             first = get_pipeline(self._pipeline).entry
             note = f"Reopened {run_dir.name}; it had not started yet, so {first} runs now."
@@ -183,6 +187,7 @@ class ChatSession:
             note = f"Reopened {run_dir.name}, waiting at the gate."
             event = gate_reached(run_dir, snapshot.interrupts[0].value)
         elif snapshot.next:
+            self._before_gate = not self._gate_passed()
             self._start_graph(None)
             note = f"Reopened {run_dir.name}; continuing from {snapshot.next[0]}."
         else:
@@ -205,6 +210,13 @@ class ChatSession:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the background graph to reach a stop (gate, end, pause); True when it has."""
         return self._runner.wait(timeout)
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait while the current run is on its way to the gate; True once it is there (or stopped
+        before it), at once when it is past the gate. The reply to a message that starts a run thus
+        ends with the gate's summary and question before the next message is read, as a person
+        reads it before answering; stages after the approval leave the chat free."""
+        return self.wait(timeout) if self._before_gate else True
 
     # --- the actions (the tools a model may call; the offline parser dispatches to the same) ---
 
@@ -337,6 +349,7 @@ class ChatSession:
         request = self._gate_request()
         if request is None:
             return f"Nothing is waiting for approval: {self.status()}"
+        self._before_gate = False
         if self._pipeline != "create":
             self._start_graph(Command(resume={"approved": True, "by": APPROVED_BY}))
             return (
@@ -391,6 +404,7 @@ class ChatSession:
         """Make a new run current and start its graph; returns what happens to the previous run."""
         previous = self.run_dir
         self._open_run(run_dir)
+        self._before_gate = True
         self._start_graph(self._first_input())
         if previous is None:
             return ""
@@ -431,6 +445,12 @@ class ChatSession:
         self._chat_config = chat_thread(run_dir)
         self._ctx = RunContext.open(run_dir, Path(st["workspace"]))
         self.run_dir = run_dir
+
+    def _gate_passed(self) -> bool:
+        assert self.run_dir is not None
+        pipeline = get_pipeline(self._pipeline)
+        label = pipeline.label(pipeline.gate, 0)
+        return loop_log.find(self.run_dir / LOG_FILE, label, pipeline.gate.name) is not None
 
     def _close_retired(self) -> None:
         while self._retired:
