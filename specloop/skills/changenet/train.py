@@ -406,6 +406,15 @@ def note_written(so_far: SoFar, out_dir: Path, names: list[str], epoch: int, sha
     _write_json(out_dir / MANIFEST, {"checkpoints": so_far.written})
 
 
+def reconcile(out_dir: Path, so_far: SoFar) -> None:
+    """On a resume: list a checkpoint a kill left between its write and its manifest entry."""
+    last = {e["file"]: e["sha256"] for e in so_far.written}
+    for f in sorted(out_dir.glob("*.pth")):
+        sha = sha256_file(f)
+        if last.get(f.name) != sha:
+            note_written(so_far, out_dir, [f.name], so_far.start_epoch, sha, f.stat().st_size)
+
+
 def prune(out_dir: Path, keep: str, so_far: SoFar) -> None:
     """`best_latest`: delete every epoch_NNN.pth but the newest (latest/best_val are other names)."""
     if keep == "all":
@@ -511,6 +520,7 @@ def _train(
         out_dir.mkdir(parents=True, exist_ok=True)
         if so_far.start_epoch > 0:
             so_far.written = read_manifest(out_dir)
+            reconcile(out_dir, so_far)
     log = _Log(out_dir / "train.log", rt.is_main, progress)
     log(
         f"train {len(train_data)} pairs ({train_data.n_defect} defect), validation "
