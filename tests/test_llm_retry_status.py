@@ -58,7 +58,7 @@ def test_the_retry_lines_reach_the_terminal(tmp_path: Path, monkeypatch: pytest.
     llm = f"openai-compatible:http://127.0.0.1:{_closed_port()}/v1:m"
     proc = subprocess.run(
         [sys.executable, "-m", "specloop", "chat", "--workspace", str(ws), "--llm", llm],
-        input="help\nquit\n",
+        input="status\nquit\n",
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "250"},
@@ -68,3 +68,4 @@ def test_the_retry_lines_reach_the_terminal(tmp_path: Path, monkeypatch: pytest.
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "[chat · model] " in proc.stderr and "attempt 1/2 failed (" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stdout.count("There is no run in this chat yet") == 1, "the fallback answered more than once"

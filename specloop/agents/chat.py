@@ -103,6 +103,8 @@ class ModelPolicy:
                 [SystemMessage(system), *to_messages(turns)], agent="chat", stage="chat", tools=self.tools
             )
         except (LLMError, BudgetExceeded) as exc:
+            if turns and turns[-1]["role"] == "tool":
+                return Decision("")  # the offline parser already acted on this message: its results stand
             fallback = OfflinePolicy().decide(turns, ctx)
             note = f"(The model did not answer: {exc} I read your message with the offline parser.)"
             return Decision(f"{note} {fallback.text}".strip(), fallback.actions)
