@@ -66,6 +66,7 @@ def _said(action: str, rec: dict[str, Any], ws: Path) -> None:
         f"[bold]\\[models · {action}][/] champion is {rec['version']} "
         f"(golden FAR@100%R {_far(rec['metrics']['golden_far'])}); {ws / 'results' / 'best_model.json'} points at it",
         highlight=False,
+        soft_wrap=True,
     )
 
 

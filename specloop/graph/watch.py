@@ -27,6 +27,7 @@ from specloop.ledger.files import atomic_write_json, read_json
 from specloop.skills.aoi.layout import Workspace
 from specloop.skills.aoi.schema import COLUMNS
 from specloop.skills.aoi.spec import load_spec, resolve_path
+from specloop.skills.notify import EVENTS, Notifiers, load_notifiers
 from specloop.skills.registry import feed, journal, quality
 from specloop.skills.registry.champion import TRAIN_SPEC, sync_champion_files
 from specloop.skills.registry.gate import GateRule, decide
@@ -69,7 +70,9 @@ class Watcher:
         self.spec_path = Workspace(self.ws).spec
         self.spec = load_spec(self.spec_path)
         self.lights, self.ext = feed.spec_lights(self.spec)
-        self.notifiers = _load_notifiers(Workspace(self.ws).env_file, self.lay.watch_dir / "notify.log")
+        self.notifiers = _load_notifiers(
+            Workspace(self.ws).env_file, self.lay.watch_dir / "notifications.jsonl"
+        )
         self._seen: tuple[str, float] | None = (
             None  # (pool sha256, monotonic time first seen) for the debounce
         )
@@ -84,7 +87,7 @@ class Watcher:
         """An event for the journal, the status line and, for the alert kinds, the notifiers."""
         journal.log_event(self.ws, event, message, **fields)
         self.say(event.replace("_", " "), message)
-        if self.notifiers is not None and event in _ALERTS:
+        if event in EVENTS:
             self.notifiers.send(event, message, {"workspace": str(self.ws), **fields})
 
     def set_state(self, state: str, reason: str = "", **extra: Any) -> None:
@@ -169,7 +172,6 @@ class Watcher:
         return reason
 
     def skip(self, reason: str) -> str:
-        self._remember_round({"id": f"skip{int(time.time())}", "outcome": "skipped", "worse": False})
         return self.idle(f"round skipped: {reason}")
 
     def _settled(self, sha: str) -> bool:
@@ -446,23 +448,7 @@ class Watcher:
         return read_json(self.lay.current_round) if self.lay.current_round.is_file() else None
 
 
-_ALERTS = frozenset(
-    {
-        "new_data",
-        "training_started",
-        "training_finished",
-        "training_failed",
-        "promoted",
-        "rejected",
-        "rolled_back",
-        "resource_alarm",
-    }
-)
-
-
-def _load_notifiers(env_file: Path, log_path: Path) -> Any:
-    from specloop.skills.notify import load_notifiers
-
+def _load_notifiers(env_file: Path, log_path: Path) -> Notifiers:
     return load_notifiers(env_file if env_file.is_file() else None, log_path=log_path)
 
 
