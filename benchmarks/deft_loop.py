@@ -6,6 +6,9 @@ Runs the loop headless (approved by flag) once per arm on the same workspace:
 - `random`: the control — at every iteration, exactly as many rows as k-NN kept, drawn uniformly at
   random from the same eligible pool rows (same exclusions), so the added-row budget is equal.
 
+The pool is the unified source pool (real mining-pool rows and pre-generated synthetic pairs), so
+each arm also reports the synthetic share of the rows it kept.
+
     .venv/bin/python benchmarks/deft_loop.py [--workspace WS | --size small] [--arms knn,random]
         [--max-iterations 3] [--json out.json]
 
@@ -47,6 +50,7 @@ def run_arm(ws: Path, arm: str, max_iterations: int) -> dict[str, Any]:
             "kpi_far": it.get("kpi_far"),
             "holdout_far": it.get("holdout_far"),
             "rows_added": sum((it.get("rows_added") or {}).values()),
+            "kept_by_source": (it.get("mining") or {}).get("rows_by_source", {}),
             "chosen": it.get("chosen"),
         }
         for label, it in st["iterations"].items()
@@ -90,7 +94,7 @@ def stage_table(result: dict[str, Any]) -> Table:
 
 
 def trajectory_table(results: list[dict[str, Any]]) -> Table:
-    table = Table(title="KPI trajectory: FAR@100% recall, KPI set / holdout (rows added)")
+    table = Table(title="KPI trajectory: FAR@100% recall, KPI set / holdout (rows added, of them synthetic)")
     table.add_column("iteration")
     for r in results:
         table.add_column(r["arm"], justify="right")
@@ -99,11 +103,20 @@ def trajectory_table(results: list[dict[str, Any]]) -> Table:
         cells = []
         for r in results:
             it = r["iterations"].get(label)
+            synthetic = it["kept_by_source"].get("synthetic", 0) if it else 0
             cells.append(
-                f"{pct(it['kpi_far'])} / {pct(it['holdout_far'])} (+{it['rows_added']})" if it else ""
+                f"{pct(it['kpi_far'])} / {pct(it['holdout_far'])} (+{it['rows_added']}, {synthetic} synthetic)"
+                if it
+                else ""
             )
         table.add_row(label, *cells)
     return table
+
+
+def synthetic_share(result: dict[str, Any]) -> tuple[int, int]:
+    """(synthetic rows kept, all rows kept) over the arm's iterations."""
+    by_source = [it["kept_by_source"] for it in result["iterations"].values()]
+    return sum(b.get("synthetic", 0) for b in by_source), sum(sum(b.values()) for b in by_source)
 
 
 def ablation_table(results: list[dict[str, Any]]) -> Table:
@@ -111,6 +124,7 @@ def ablation_table(results: list[dict[str, Any]]) -> Table:
     for col in (
         "arm",
         "rows added",
+        "synthetic share of kept",
         "best iter",
         "best KPI FAR",
         "its holdout FAR",
@@ -120,9 +134,11 @@ def ablation_table(results: list[dict[str, Any]]) -> Table:
         table.add_column(col, justify="right")
     for r in results:
         last = list(r["iterations"].values())[-1]
+        synthetic, kept = synthetic_share(r)
         table.add_row(
             r["arm"],
             str(sum(it["rows_added"] for it in r["iterations"].values())),
+            f"{synthetic}/{kept} ({synthetic / kept:.0%})" if kept else "n/a",
             str(r["best_iter"]),
             pct(r["best_kpi_far"]),
             pct(r["best_holdout_far"]),
