@@ -18,6 +18,7 @@ from test_llm_wire import MODEL, WireServer, isolate_env, openai_reply
 from test_target_flow import PKG, PROJECT, TIMEOUT, _commit_break, _copy, _insert, _one_epoch
 
 from specloop.ledger.transcript import read_entries, verify_chain
+from specloop.llm import BudgetExceeded
 
 KEY = "sk-test-compatible-0123456789abcdefXYZ"
 TRAIN = f"src/{PKG}/train.py"
@@ -135,3 +136,16 @@ def test_a_diff_that_does_not_apply_stops_the_loop(
     assert verify_chain(entries) == []
     assert [e["data"]["applied"] for e in entries if e["kind"] == "bugfix_attempt"] == [False]
     assert KEY not in (target_run / "transcript.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_a_spent_llm_budget_stops_the_loop_with_its_report(
+    digits_run: Path, tmp_path: Path, server: WireServer
+) -> None:
+    run_dir, _, _ = _broken(digits_run, tmp_path / "run", _llm(server))
+    (run_dir / "specloop.toml").write_text("budget_tokens = 100\n")  # less than the prompt alone
+    with pytest.raises(BudgetExceeded, match="would exceed the LLM budget"):
+        _one_epoch(run_dir)
+    assert server.requests == []  # refused before anything was sent
+    report = json.loads((run_dir / PROJECT / "bugfix_report.json").read_text())
+    assert not report["closed"] and report["stop_reason"].startswith("the LLM budget is spent")
