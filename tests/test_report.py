@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from PIL import Image
 
 from specloop.errors import SpecloopError
 from specloop.ledger import loop_log
-from specloop.ledger.files import atomic_write_json
+from specloop.ledger.files import atomic_write_json, disk_bytes
 from specloop.ledger.state import new_state, save
 from specloop.skills.aoi.schema import read_csv
 from specloop.skills.rca.gaps import analyze_gaps
@@ -313,6 +314,20 @@ def test_rendering_is_deterministic(full_run: Path, tmp_path: Path) -> None:
     run = _copy(full_run, tmp_path)
     first = render_report(run).read_bytes()
     assert render_report(run).read_bytes() == first
+
+
+def test_report_shows_the_runs_disk_use(full_run: Path, tmp_path: Path) -> None:
+    run = _copy(full_run, tmp_path)
+    train = run / "iter1" / "train"
+    train.mkdir(parents=True, exist_ok=True)
+    (train / "latest.pth").write_bytes(b"x" * 2_000_000)
+    os.link(train / "latest.pth", train / "best_val.pth")  # one file under two names
+    pruned = {"file": "epoch_001.pth", "epoch": 1, "sha256": "0" * 64, "bytes": 9, "pruned": True}
+    (train / "checkpoints.json").write_text(json.dumps({"checkpoints": [pruned]}))
+    html = render_report(run).read_text(encoding="utf-8")
+    assert "<td>Checkpoints on disk</td><td>2.0 MB in 1 file(s), 1 pruned</td>" in html
+    used = disk_bytes(run, frozenset({REPORT_FILE}))
+    assert f"<td>Disk used</td><td>{used / 1e6:.1f} MB</td>" in html
 
 
 def test_narrative_is_escaped_and_placed(full_run: Path, tmp_path: Path) -> None:

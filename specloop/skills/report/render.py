@@ -15,7 +15,7 @@ import pandas as pd
 
 from specloop.ledger.files import atomic_write_text
 from specloop.skills.report.images import ImageLayout, scaled_png, trajectory_plot
-from specloop.skills.report.run import Iteration, Run, load_run, mined_rows, number, weak_targets
+from specloop.skills.report.run import Iteration, Run, disk_use, load_run, mined_rows, number, weak_targets
 from specloop.skills.report.text import count_list, final_status_phrase, pct, source_name
 
 REPORT_FILE = "DEFT_Loop_Report.html"
@@ -321,6 +321,15 @@ def _config_rows(state: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _disk_rows(run: Run) -> list[tuple[str, str]]:
+    """The run's disk use (this page left out, so a re-render gives the same bytes)."""
+    d = disk_use(run.dir, frozenset({REPORT_FILE}))
+    return [
+        ("Disk used", f"{d.run_bytes / 1e6:.1f} MB"),
+        ("Checkpoints on disk", f"{d.checkpoint_bytes / 1e6:.1f} MB in {d.kept} file(s), {d.pruned} pruned"),
+    ]
+
+
 def build_context(run: Run, narrative: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything the template shows, as plain values."""
     narrative = {str(k): str(v) for k, v in (narrative or {}).items() if str(v).strip()}
@@ -360,7 +369,7 @@ def build_context(run: Run, narrative: dict[str, str] | None = None) -> dict[str
         "kpi_target": str(run.state.get("kpi_target") or "–"),
         "far_target": run.far_target,
         "embedder_reason": str(config.get("embedder_reason") or ""),
-        "config_rows": _config_rows(run.state),
+        "config_rows": _config_rows(run.state) + _disk_rows(run),
         "final": _final(run),
         "plot": plot,
         "trajectory": trajectory,
