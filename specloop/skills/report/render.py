@@ -114,7 +114,7 @@ def _card(run: Run, it: Iteration, narrative: dict[str, str]) -> dict[str, Any]:
         "why": _why_chosen(it),
         "candidates": it.candidates,
         "checkpoint": it.checkpoint,
-        "targets": it.targets_by_label,
+        "targets": (it.routing.get("by_label") or it.targets_by_label) if prev else {},
         "routing": routing,
         "pool_unchanged": it.ingest.get("pool_unchanged") if it.ingest else None,
         "mining": it.mining,
