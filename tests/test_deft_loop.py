@@ -138,7 +138,9 @@ def test_one_bucket_mines_real_and_synthetic_rows_alike(finished_run: tuple[Path
     (line,) = [e for e in loop_log.read_entries(run / "loop_log.jsonl") if e["stage"] == "data_mining"]
     per_source = f"synthetic {knn['kept_count_synthetic']} of {knn['candidate_count_synthetic']}"
     assert per_source in line["summary"]
-    assert per_source in (run / "DEFT_Loop_Report.html").read_text()
+    html = (run / "DEFT_Loop_Report.html").read_text()
+    assert per_source in html
+    assert "Targets from None" not in html and f"Targets from baseline RCA ({routing['targets']})" in html
 
 
 def test_best_model_inference_spec_runs(finished_run: tuple[Path, dict], tmp_path: Path) -> None:
