@@ -103,6 +103,11 @@ def test_headless_run_completes_with_full_record(finished_run: tuple[Path, dict]
     state = json.loads((run / "deft_state.json").read_text())
     assert state["approval"]["by"] == "--yes flag"
     assert state["status"] == "complete"
+    # an iteration's targets are the ones the previous RCA selected, recorded on the iteration itself
+    its = state["iterations"]
+    assert "targets_by_label" not in its["baseline"]
+    if "iter1" in its:
+        assert its["iter1"]["targets_by_label"] == its["baseline"]["rca"]["selected_by_label"]
     best = json.loads((run / "best_model.json").read_text())
     assert (run / best["checkpoint"]).is_file()
 

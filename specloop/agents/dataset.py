@@ -85,7 +85,9 @@ class Dataset(Agent):
         by_source = pool["source"].value_counts()
         shown = ", ".join(f"{int(by_source.get(src, 0))} {src}" for src in SOURCES)
         return StageResult(
-            f"{s['targets']} target(s) to one bucket: k-NN over the source pool ({shown})", {"routing": s}
+            f"{s['targets']} target(s) to one bucket: k-NN over the source pool ({shown})",
+            # the targets belong to the iteration that sets out to fix them, not to the RCA that chose them
+            {"routing": s, "targets_by_label": s["by_label"]},
         )
 
     def anomalygen(self, iter_label: str) -> StageResult:

@@ -194,9 +194,7 @@ class Reviewer(Agent):
         atomic_write_text(it.rca_explanation, explanation + "\n")
         decision = Planner(self.ctx).decide(label, metrics)
         summary = f"{metrics['n_selected']} weak target(s) selected; {decision['rationale']}"
-        return StageResult(
-            summary, {"rca": metrics, "decision": decision, "targets_by_label": metrics["selected_by_label"]}
-        )
+        return StageResult(summary, {"rca": metrics, "decision": decision})
 
     def validate(self, label: str) -> StageResult:
         """Files exist, no leakage against validation/KPI/holdout (raw and workspace paths), no silent
