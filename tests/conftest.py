@@ -23,6 +23,14 @@ def tiny_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture
+def ws(tiny_workspace: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny workspace, free to change."""
+    root = tmp_path / "ws"
+    shutil.copytree(tiny_workspace, root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def finished_tiny_run(tiny_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The workspace of one finished headless DEFT run on the tiny workspace (baseline + one

@@ -32,13 +32,6 @@ from specloop.skills.aoi.schema import read_csv, write_csv
 APPROVAL_QUESTION = "Approve this DEFT run"
 
 
-@pytest.fixture
-def ws(tiny_workspace: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    shutil.copytree(tiny_workspace, root)
-    return root
-
-
 def _hashes(root: Path) -> dict[str, str]:
     """sha256 of every workspace input (everything outside results/)."""
     return {

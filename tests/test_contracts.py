@@ -5,15 +5,14 @@ pre-flight, and declared outputs that were not written failing the stage by thei
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 import pytest
+from cli_helpers import specloop_cli
 
 from specloop.errors import HardStop, SpecloopError, render
 from specloop.pipelines import get_pipeline, list_pipelines
@@ -31,16 +30,7 @@ from specloop.skills.contracts.load import parse_contracts
 SHIPPED, PROBLEMS = lint()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "specloop", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "300"},
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
+_cli = partial(specloop_cli, timeout=120, columns=300)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_helpers import specloop_cli
 
 from specloop.ledger import loop_log
 from specloop.ledger.transcript import read_entries, verify_chain
@@ -21,24 +21,7 @@ from specloop.ledger.transcript import read_entries, verify_chain
 FAST = ["--epochs", "2", "--max-iterations", "1", "--no-progress"]
 
 
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "specloop", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@pytest.fixture
-def ws(tiny_workspace: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    shutil.copytree(tiny_workspace, root)
-    return root
+_cli = specloop_cli
 
 
 def _run_dir(ws: Path) -> Path:

@@ -18,10 +18,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import psycopg
 import pytest
+from cli_helpers import specloop_cli
 
 from specloop.ledger import loop_log
 from specloop.ledger.transcript import read_entries, verify_chain
@@ -108,23 +110,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             path.chmod(mode)
 
 
-def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "specloop", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@pytest.fixture
-def ws(tiny_workspace: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    shutil.copytree(tiny_workspace, root)
-    return root
+_cli = partial(specloop_cli, timeout=900, env=ENV)
 
 
 def test_a_run_killed_mid_stage_resumes_from_postgres(ws: Path, postgres_url: str) -> None:

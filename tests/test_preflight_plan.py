@@ -99,13 +99,6 @@ def test_a_batch_too_large_for_the_gpu(tiny_workspace: Path) -> None:
 # --- through `deft run`: refused before the gate ----------------------------------------------------
 
 
-@pytest.fixture
-def ws(tiny_workspace: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    shutil.copytree(tiny_workspace, root)
-    return root
-
-
 def test_deft_run_with_a_bad_backbone_leaves_no_run_directory(
     ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

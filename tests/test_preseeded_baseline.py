@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from omegaconf import OmegaConf
+from cli_helpers import set_spec_keys
 
 from specloop.graph import deft
 from specloop.graph.run import EXIT_AWAITING, create_run, drive
@@ -24,15 +23,9 @@ SMALL = {"dataset.classify.image_width": 32, "dataset.classify.image_height": 32
 
 
 @pytest.fixture
-def ws(tiny_workspace: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    shutil.copytree(tiny_workspace, root)
-    spec_path = root / "specs" / "baseline_spec.yaml"
-    conf = OmegaConf.load(spec_path)
-    for key, value in SMALL.items():
-        OmegaConf.update(conf, key, value)
-    OmegaConf.save(conf, spec_path)
-    return root
+def ws(ws: Path) -> Path:
+    set_spec_keys(ws, SMALL)
+    return ws
 
 
 def _handoff(ws: Path, tmp_path: Path) -> Path:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_helpers import specloop_cli
 
 from specloop.errors import HardStop
 from specloop.ledger import loop_log
@@ -22,23 +20,7 @@ from specloop.skills.routing import route
 LIGHTS = ["SolderLight", "UniformLight"]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "specloop", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
-
-
-@pytest.fixture
-def ws(tiny_workspace: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    shutil.copytree(tiny_workspace, root)
-    return root
+_cli = specloop_cli
 
 
 def _drop_pair(root: Path, defect: str) -> str:

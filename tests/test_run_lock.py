@@ -12,9 +12,11 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
+from cli_helpers import specloop_cli
 
 from specloop.ledger import loop_log
 from specloop.ledger import state as ledger_state
@@ -31,17 +33,7 @@ with hold_run(Path(sys.argv[1])):
 """
 
 
-def _cli(*args: str, stdin: str | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "specloop", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        env={**os.environ, "COLUMNS": "250"},
-        timeout=timeout,
-        check=False,
-    )
+_cli = partial(specloop_cli, timeout=900, columns=250)
 
 
 def _run_dir(ws: Path) -> Path:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from cli_helpers import set_spec_keys
 from omegaconf import OmegaConf
 
 from specloop.errors import SpecloopError
@@ -27,15 +27,9 @@ SPEC = {
 
 
 @pytest.fixture
-def ws(tiny_workspace: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    shutil.copytree(tiny_workspace, root)
-    spec_path = root / "specs" / "baseline_spec.yaml"
-    conf = OmegaConf.load(spec_path)
-    for key, value in SPEC.items():
-        OmegaConf.update(conf, key, value)
-    OmegaConf.save(conf, spec_path)
-    return root
+def ws(ws: Path) -> Path:
+    set_spec_keys(ws, SPEC)
+    return ws
 
 
 def test_torchrun_command_line() -> None:

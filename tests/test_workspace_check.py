@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+from cli_helpers import specloop_cli
 from PIL import Image
 
 from specloop.skills.aoi.check import check_workspace
@@ -181,11 +180,7 @@ def _tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "specloop", *args], capture_output=True, text=True, env=env, check=False
-    )
+_cli = partial(specloop_cli, timeout=600)
 
 
 def test_cli_clean_workspace_exits_0_and_changes_nothing(ws: Workspace) -> None:
