@@ -207,7 +207,9 @@ def test_bad_run_options_are_one_sentence_before_a_run_exists(
     assert not (ws / "results").exists()
 
 
-def test_kill_during_training_then_resume(ws: Path) -> None:
+def test_kill_during_training_then_resume(ws: Path, finished_run: tuple[Path, dict]) -> None:
+    """Killed after the baseline's first epoch checkpoint and resumed, the run ends where the
+    session's uninterrupted run with the same options and seed ends."""
     env = {**os.environ, "COLUMNS": "200"}
     cmd = [
         sys.executable,
@@ -248,3 +250,9 @@ def test_kill_during_training_then_resume(ws: Path) -> None:
     assert ("final", "loop_stop") in {(e["iter"], e["stage"]) for e in entries}
     resumed = [e for e in read_entries(run / "transcript.jsonl") if e["kind"] == "resume"]
     assert resumed and resumed[0]["stage"] == "train"
+    uninterrupted = json.loads((finished_run[0] / "deft_state.json").read_text())["iterations"]
+    after_kill = json.loads((run / "deft_state.json").read_text())["iterations"]
+    assert set(after_kill) == set(uninterrupted)
+    for label, record in uninterrupted.items():
+        for key in ("kpi_far", "holdout_far", "threshold"):
+            assert after_kill[label].get(key) == record.get(key), (label, key)
