@@ -248,13 +248,13 @@ def demo(
     )
 
 
-def _existing_run(run_dir: Path) -> dict[str, Any]:
+def _existing_run(run_dir: Path, *, resumable: bool = False) -> dict[str, Any]:
     from specloop.ledger import state as ledger_state
 
     if not ledger_state.state_path(run_dir).is_file():
         raise SpecloopError(f"{run_dir}: not a DEFT run directory (no deft_state.json).")
     st = ledger_state.load(run_dir)
-    ledger_state.check_deft(run_dir, st)
+    ledger_state.check_deft(run_dir, st, resumable=resumable)
     return st
 
 
@@ -267,7 +267,7 @@ def resume(
     """Continue a run after a stop at the gate or a kill, without repeating finished stages."""
     from specloop.graph.run import drive, stdin_is_interactive
 
-    st = _existing_run(run_dir)
+    st = _existing_run(run_dir, resumable=True)
     if st["config"]["options"].get("embedder") is not None:
         _check_embedder(st["config"]["options"]["embedder"], f"{run_dir} was started with --embedder")
     approver = _approver if (not yes and stdin_is_interactive()) else None

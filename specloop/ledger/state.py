@@ -95,13 +95,16 @@ def load(run_dir: Path) -> dict[str, Any]:
     return state
 
 
-def check_deft(run_dir: Path, state: dict[str, Any]) -> None:
-    """Raise SpecloopError naming the first key a DEFT state lacks or holds with the wrong type."""
+def check_deft(run_dir: Path, state: dict[str, Any], *, resumable: bool = False) -> None:
+    """Raise SpecloopError naming the first key a DEFT state lacks or holds with the wrong type.
+
+    Reading a run needs the keys `deft status` shows; resuming one also needs the options it was
+    started with (`config.options`), which a state written by another tool may not have."""
     path = state_path(run_dir)
     for key, kind in DEFT_KEYS.items():
         if not isinstance(state.get(key), kind):
             raise SpecloopError(f"{path}: key {key!r} is missing or malformed.", rule="state-file")
-    if not isinstance(state["config"].get("options"), dict):
+    if resumable and not isinstance(state["config"].get("options"), dict):
         raise SpecloopError(f"{path}: key 'config.options' is missing or malformed.", rule="state-file")
 
 
