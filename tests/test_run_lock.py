@@ -117,7 +117,6 @@ def test_the_lock_is_reentrant_in_one_process_and_names_its_holder(tmp_path: Pat
     assert (tmp_path / LOCK_FILE).read_text() == ""
 
 
-@pytest.mark.heavy
 def test_two_resumes_at_once_exactly_one_proceeds_and_the_record_stays_sound(
     tiny_workspace: Path, tmp_path: Path
 ) -> None:

@@ -143,7 +143,6 @@ def _trim(ws: Path, per_label: int) -> None:
         write_csv(df.groupby("label", sort=False).head(per_label), ws / rel)
 
 
-@pytest.mark.heavy
 def test_nvidia_template_with_c_radio_passes_preflight_and_trains(
     tiny_workspace: Path, tmp_path: Path
 ) -> None:

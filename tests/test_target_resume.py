@@ -65,7 +65,6 @@ def _kill_tree(proc: subprocess.Popen, tree: list[psutil.Process]) -> None:
     psutil.wait_procs(everything, timeout=60)
 
 
-@pytest.mark.heavy
 @pytest.mark.slow
 def test_a_kill_during_one_epoch_resumes_with_a_contiguous_ledger(digits_run: Path, tmp_path: Path) -> None:
     run_dir = _copy(digits_run, tmp_path / "run")

@@ -100,7 +100,6 @@ def _cli(ws: Path, out: Path, small: list[str], *extra: str) -> list[str]:
     ]
 
 
-@pytest.mark.heavy
 def test_sigkill_after_first_epoch_checkpoint_then_resume(
     uninterrupted: Path, tiny_workspace: Path, small: list[str], tmp_path: Path
 ) -> None:

@@ -186,7 +186,6 @@ def test_models_rollback_restores_the_previous_champion(after_round: Path, tmp_p
     assert [v["status"] for v in json.loads(listed.stdout)] == ["rolled_back", "champion"]
 
 
-@pytest.mark.heavy
 def test_nan_round_is_stopped_and_two_worse_rounds_roll_back(after_round: Path, tmp_path: Path) -> None:
     ws = copy_ws(after_round, tmp_path / "ws")
     newest, first = ModelRegistry(ws).versions()
@@ -221,7 +220,6 @@ def _wait(what: str, cond, proc: subprocess.Popen, deadline_s: float = DEADLINE_
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.heavy
 def test_long_running_watch_survives_sigkill_without_losing_or_repeating(
     first_champion: Path, tmp_path: Path
 ) -> None:
