@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from specloop.errors import SpecloopError
+from specloop.ledger.files import link_or_copy
 from specloop.ledger.layout import CANDIDATES
 from specloop.skills.changenet.checkpoint import checkpoint_spec, read_checkpoint
-from specloop.skills.changenet.train import link_or_copy
 
 
 def handoff_checkpoint(baseline: dict[str, Any], run_dir: Path) -> Path | None:

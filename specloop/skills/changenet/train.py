@@ -22,7 +22,6 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from specloop.errors import SpecloopError
-from specloop.ledger.files import disk_bytes, sha256_file
+from specloop.ledger.files import disk_bytes, link_or_copy, sha256_file
 from specloop.skills.aoi.spec import ExperimentSpec, resolve_path
 from specloop.skills.changenet.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from specloop.skills.changenet.data import EpochSampler, ImageLayout, PairDataset, Preprocess, collate_batch
@@ -565,18 +564,6 @@ def _train(
         so_far.written,
         used,
     )
-
-
-def link_or_copy(src: Path, dst: Path) -> None:
-    """Make `dst` hold `src`'s bytes, atomically. `latest.pth` is always replaced by a new file, never
-    rewritten in place, so a hard link is a safe zero-cost copy of one epoch's checkpoint."""
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 def _fmt(x: float | None) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from specloop.errors import SpecloopError
-from specloop.ledger.files import atomic_write_json, read_json, sha256_file
+from specloop.ledger.files import atomic_write_json, link_or_copy, read_json, sha256_file
 from specloop.skills.registry.layout import CHAMPION_ALIAS, MODEL_NAME, WatchLayout
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class ModelRegistry:
         vdir = self.layout.version_dir(vid)
         vdir.mkdir(parents=True, exist_ok=True)
         model_path = vdir / "model.pth"
-        _link_or_copy(checkpoint, model_path)
+        link_or_copy(checkpoint, model_path)
         for name, src in files.items():
             shutil.copyfile(src, vdir / name)
         clean = {k: (None if metrics.get(k) is None else float(metrics[k])) for k in METRICS}
@@ -295,13 +295,3 @@ class ModelRegistry:
                 rule="rollback",
             )
         return self.promote(target["version"], displaced_status="rolled_back")
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
