@@ -1,4 +1,5 @@
-"""Running the real `specloop` entry point from tests, and editing a copied workspace's spec."""
+"""Running the real `specloop` entry point and headless Chromium from tests, and editing a copied
+workspace's spec."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def specloop_cli(
@@ -39,3 +42,23 @@ def set_spec_keys(ws: Path, values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         OmegaConf.update(conf, key, value)
     OmegaConf.save(conf, spec_path)
+
+
+def chromium(url: str, profile: Path, *extra: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium on `url` with a fresh profile and none of its background connections
+    (this machine's network is closed); `extra` adds e.g. `--screenshot=PATH` or `--dump-dom`."""
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        *extra,
+        url,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)

@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from cli_helpers import CHROMIUM, chromium
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -27,7 +28,6 @@ from specloop.skills.registry.journal import log_event
 from specloop.skills.registry.layout import WatchLayout
 from specloop.skills.registry.store import ModelRegistry
 
-CHROMIUM = Path("/usr/bin/chromium")
 SECRET = "PLANTED-dash-token-31337"
 # (golden, KPI, holdout, val) FAR per version, oldest first; the last one is rejected by the gate
 METRICS = [(0.060, 0.070, 0.080, 0.020), (0.040, 0.050, 0.055, 0.015), (0.045, 0.052, 0.050, 0.016)]
@@ -109,21 +109,7 @@ def server(requests_seen: Requests) -> Iterator[str]:
 
 
 def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        *extra,
-        url,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    proc = chromium(url, profile, *extra)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
 

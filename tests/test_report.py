@@ -11,13 +11,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import CHROMIUM, chromium
 from PIL import Image
 
 from specloop.errors import SpecloopError
@@ -34,7 +34,6 @@ from specloop.skills.report import (
     render_report,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
 FAR_TARGET = 0.01
 # False alarms at 100 % recall per iteration on the KPI set (45 PASS rows) and the holdout set.
 KPI_FP = {"baseline": 3, "iter1": 1, "iter2": 1}
@@ -458,22 +457,7 @@ def test_report_renders_in_headless_chromium(full_run: Path, tmp_path: Path) -> 
     report = render_report(run)
     shot = tmp_path / "report.png"
     profile = tmp_path / "chromium-profile"
-    cmd = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        f"--screenshot={shot}",
-        "--window-size=1200,3000",
-        report.as_uri(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    proc = chromium(report.as_uri(), profile, f"--screenshot={shot}", "--window-size=1200,3000")
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     with Image.open(shot) as img:
         rgb = np.asarray(img.convert("RGB"))
