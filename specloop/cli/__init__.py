@@ -63,6 +63,20 @@ def _root(
 def main() -> None:
     """Entry point: user errors become one sentence and their exit code, never a traceback."""
     try:
+        _main()
+    except SystemExit as done:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # A torchrun worker: after DDP, torch leaves gloo's worker threads alive past
+            # destroy_process_group, and one still releasing the last collective while the interpreter
+            # shuts down aborts the rank (SIGABRT). Everything is written by now: skip the shutdown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code if isinstance(done.code, int) else (0 if done.code is None else 1))
+        raise
+
+
+def _main() -> None:
+    try:
         app()
     except SpecloopError as exc:
         err_console.print(f"[bold red]error:[/] {escape(render(exc))}", highlight=False, soft_wrap=True)
