@@ -251,7 +251,7 @@ def test_long_running_watch_survives_sigkill_without_losing_or_repeating(
             proc,
         )
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # a clean stop, however the test was launched
         proc.wait(timeout=60)
         out.close()
     rounds = [p.name for p in (ws / "results/watch/rounds").glob("r*") if not p.name.endswith("_base")]

@@ -13,6 +13,7 @@ import hashlib
 import os
 import random
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -98,7 +99,9 @@ class Watcher:
     # ---- the loop
 
     def run(self) -> int:
-        """`--once`: one look, then exit. Otherwise look every poll_s until interrupted."""
+        """`--once`: one look, then exit. Otherwise look every poll_s until interrupted: Ctrl-C, or
+        SIGTERM (what `kill`, systemd and `docker stop` send; a shell's background job ignores SIGINT)."""
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             while True:
                 self.step()
@@ -468,3 +471,7 @@ def _write_round_csv(path: Path, rows: list[dict[str, str]]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_csv(pd.DataFrame(rows, columns=list(COLUMNS)), path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
