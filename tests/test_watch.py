@@ -252,8 +252,9 @@ def test_long_running_watch_survives_sigkill_without_losing_or_repeating(
         )
     finally:
         proc.send_signal(signal.SIGTERM)  # a clean stop, however the test was launched
-        proc.wait(timeout=60)
+        code = proc.wait(timeout=60)
         out.close()
+    assert code == 130 and read_state(ws)["state"] == "stopped"  # SIGTERM stops it like Ctrl-C
     rounds = [p.name for p in (ws / "results/watch/rounds").glob("r*") if not p.name.endswith("_base")]
     assert rounds == [rid]  # one round, finished after the restart, none repeated
     assert len(ModelRegistry(ws).versions()) == 2
